@@ -1,0 +1,295 @@
+"""Recording a finished call exactly once and queuing what follows, in one transaction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+
+from bot.capture import capture
+from bot.clock import Clock, IdGenerator
+from bot.dialnexa import IncomingCall
+from bot.domain import Captured, RequestStatus
+from bot.policy import Evaluation, Policy, evaluate
+from storage.db import Tx
+from storage.queries import enqueue, insert_ignore
+from storage.tables import calls, card_messages, decisions, reminders, requests
+
+Outcome = Literal["accepted", "duplicate", "updated", "conflict"]
+UNDECIDED = [s.value for s in RequestStatus if s.undecided]
+# A pre-signed recording link is re-signed between deliveries; a new link is not a new fact.
+REPLACEABLE = frozenset({"recording_url"})
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What happened to one delivery."""
+
+    outcome: Outcome
+    call_id: str
+    request_id: str | None = None
+    reason: str | None = None
+
+
+def diff(stored: dict[str, Any], incoming: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """Fields the delivery adds, and fields it contradicts (same key, different value)."""
+    added, conflicts = [], []
+    for key, new in incoming.items():
+        if new in (None, "", [], {}):
+            continue
+        old = stored.get(key)
+        if old in (None, "", [], {}):
+            added.append(key)
+        elif old != new and key not in REPLACEABLE:
+            conflicts.append(key)
+    return added, conflicts
+
+
+def _digits(value: str | None) -> str | None:
+    digits = re.sub(r"\D", "", value or "")
+    return digits or None
+
+
+class Ingest:
+    """The webhook's write: `apply` runs inside a (group-)commit transaction."""
+
+    def __init__(self, *, policy: Policy, clock: Clock, ids: IdGenerator) -> None:
+        self.policy = policy
+        self.clock = clock
+        self.ids = ids
+
+    def _captured(self, analysis: dict[str, Any], unparsed: dict[str, str]) -> Captured:
+        captured = capture(analysis, field_map=self.policy.fields)
+        if unparsed:
+            captured = captured.model_copy(update={"unparsed": {**captured.unparsed, **unparsed}})
+        return captured
+
+    def _request_values(
+        self,
+        captured: Captured,
+        ev: Evaluation,
+        call_fields: dict[str, Any],
+        sensitive: bool,
+        now: datetime,
+    ) -> dict[str, Any]:
+        remote = (
+            call_fields.get("to_number")
+            if call_fields.get("direction") == "outbound"
+            else call_fields.get("from_number")
+        )
+        auto = ev.status is RequestStatus.AUTO_APPROVED
+        return {
+            "decided_at": now if auto else None,
+            "decision_reason": ev.auto_approve_rule if auto else None,
+            "write_status": "queued" if auto else "none",
+            "intent": ev.intent.value,
+            "resolved_by": ev.resolved_by,
+            "status": ev.status.value,
+            "channel": ev.channel,
+            "flags": [f.value for f in ev.flags],
+            "alerts": list(ev.alerts),
+            "captured": captured.model_dump(mode="json", exclude_defaults=True),
+            "amount": captured.amount,
+            "currency": captured.currency,
+            "customer_email": captured.customer_email,
+            "customer_phone": _digits(captured.customer_phone) or _digits(remote),
+            "invoice_number": captured.invoice_number,
+            "sensitive": sensitive,
+            "required_approvals": ev.required_approvals,
+            "auto_approve_rule": ev.auto_approve_rule,
+        }
+
+    async def apply(self, tx: Tx, call: IncomingCall) -> IngestResult:
+        """Record the call once; create, enrich, or refuse; never a second side effect."""
+        now = self.clock()
+        row = {
+            "id": call.id,
+            **call.fields,
+            "initiated_at": (
+                datetime.fromisoformat(call.fields["initiated_at"])
+                if call.fields.get("initiated_at")
+                else None
+            ),
+            "analysis": call.analysis,
+            "unparsed": call.unparsed,
+            "redactions": sorted(call.redactions),
+            "received_at": now,
+            "updated_at": now,
+        }
+        if await insert_ignore(tx.conn, calls, row, key="id"):
+            return await self._create(tx, call, now)
+        return await self._redelivery(tx, call, now)
+
+    async def _create(self, tx: Tx, call: IncomingCall, now: datetime) -> IngestResult:
+        captured = self._captured(call.analysis, call.unparsed)
+        sensitive = bool(call.redactions) or bool(captured.suppress)
+        ev = evaluate(captured, policy=self.policy, sensitive=sensitive, now=now)
+        request_id = self.ids("req")
+        values = self._request_values(captured, ev, call.fields, sensitive, now)
+        await tx.conn.execute(
+            requests.insert().values(
+                id=request_id, call_id=call.id, created_at=now, updated_at=now, **values
+            )
+        )
+        await self._schedule(tx, request_id, ev, now)
+        await enqueue(
+            tx.conn,
+            kind="post_card",
+            key=f"post_card:{request_id}",
+            now=now,
+            payload={"request_id": request_id},
+        )
+        await self._follow_up(tx, request_id, call.id, ev, now)
+        tx.audit.add(
+            at=now,
+            actor="dialnexa",
+            action="call.received",
+            subject=call.id,
+            details={
+                "event_type": call.event_type,
+                "request_id": request_id,
+                "intent": ev.intent.value,
+                "status": ev.status.value,
+                "flags": values["flags"],
+                "redactions": sorted(call.redactions),
+                "unparsed": sorted(captured.unparsed),
+            },
+        )
+        return IngestResult("accepted", call.id, request_id)
+
+    async def _follow_up(
+        self, tx: Tx, request_id: str, call_id: str, ev: Evaluation, now: datetime
+    ) -> None:
+        """Alerts and, for an auto-approval, the decision write; both keyed so they happen once."""
+        if ev.alerts:
+            await enqueue(
+                tx.conn,
+                kind="alert",
+                key=f"alert:{request_id}",
+                now=now,
+                payload={"request_id": request_id, "reasons": list(ev.alerts)},
+            )
+        if ev.status is RequestStatus.AUTO_APPROVED:
+            await tx.conn.execute(
+                decisions.insert().values(
+                    request_id=request_id,
+                    action="auto_approved",
+                    reason=ev.auto_approve_rule,
+                    at=now,
+                )
+            )
+            await enqueue(
+                tx.conn,
+                kind="decision_write",
+                key=f"{call_id}:{ev.intent.value}",
+                now=now,
+                payload={"request_id": request_id},
+            )
+
+    async def _schedule(self, tx: Tx, request_id: str, ev: Evaluation, now: datetime) -> None:
+        rows = [
+            {
+                "id": self.ids("rem"),
+                "request_id": request_id,
+                "kind": r.kind.value,
+                "due_at": r.due_at,
+                "status": "pending",
+                "payload": {},
+                "created_at": now,
+            }
+            for r in ev.reminders
+        ]
+        if rows:
+            await tx.conn.execute(reminders.insert(), rows)
+
+    async def _redelivery(self, tx: Tx, call: IncomingCall, now: datetime) -> IngestResult:
+        stored = (await tx.conn.execute(select(calls).where(calls.c.id == call.id))).one()
+        stored_fields = {k: getattr(stored, k) for k in call.fields}
+        if stored.initiated_at is not None:
+            stored_fields["initiated_at"] = stored.initiated_at.isoformat()
+        added, conflicts = diff(stored_fields, call.fields)
+        added_keys, conflict_keys = diff(stored.analysis or {}, call.analysis)
+        conflicts += [f"post_call_analysis.{k}" for k in conflict_keys]
+        if conflicts:
+            reason = "different " + ", ".join(sorted(conflicts)) + " for the same call id"
+            tx.audit.add(
+                at=now,
+                actor="dialnexa",
+                action="call.conflict",
+                subject=call.id,
+                details={"event_type": call.event_type, "fields": sorted(conflicts)},
+            )
+            return IngestResult("conflict", call.id, reason=reason)
+        if not added and not added_keys:
+            return IngestResult("duplicate", call.id)
+
+        analysis = {**(stored.analysis or {}), **call.analysis}
+        unparsed = {**(stored.unparsed or {}), **call.unparsed}
+        redactions = sorted(set(stored.redactions or []) | call.redactions)
+        changes: dict[str, Any] = {k: call.fields[k] for k in added}
+        if "initiated_at" in changes:
+            changes["initiated_at"] = datetime.fromisoformat(changes["initiated_at"])
+        await tx.conn.execute(
+            update(calls)
+            .where(calls.c.id == call.id)
+            .values(
+                **changes,
+                analysis=analysis,
+                unparsed=unparsed,
+                redactions=redactions,
+                updated_at=now,
+            )
+        )
+        merged_fields = {**stored_fields, **{k: call.fields[k] for k in added}}
+        request = (
+            await tx.conn.execute(select(requests).where(requests.c.call_id == call.id))
+        ).one()
+        reevaluated = False
+        if request.status in UNDECIDED and request.status != RequestStatus.ESCALATED:
+            captured = self._captured(analysis, unparsed)
+            sensitive = bool(redactions) or bool(captured.suppress)
+            ev = evaluate(captured, policy=self.policy, sensitive=sensitive, now=now)
+            values = self._request_values(captured, ev, merged_fields, sensitive, now)
+            result = await tx.conn.execute(
+                update(requests)
+                .where(requests.c.id == request.id, requests.c.version == request.version)
+                .values(**values, version=request.version + 1, updated_at=now)
+            )
+            if result.rowcount == 1:
+                reevaluated = True
+                await tx.conn.execute(
+                    update(reminders)
+                    .where(reminders.c.request_id == request.id, reminders.c.status == "pending")
+                    .values(status="cancelled")
+                )
+                await self._schedule(tx, request.id, ev, now)
+                await self._follow_up(tx, request.id, call.id, ev, now)
+                posted = (
+                    await tx.conn.execute(
+                        select(card_messages.c.id).where(card_messages.c.request_id == request.id)
+                    )
+                ).first()
+                if posted is not None:
+                    await enqueue(
+                        tx.conn,
+                        kind="update_card",
+                        now=now,
+                        key=f"update_card:{request.id}:{request.version + 1}",
+                        payload={"request_id": request.id},
+                    )
+        tx.audit.add(
+            at=now,
+            actor="dialnexa",
+            action="call.enriched",
+            subject=call.id,
+            details={
+                "event_type": call.event_type,
+                "added": sorted(added + [f"post_call_analysis.{k}" for k in added_keys]),
+                "reevaluated": reevaluated,
+                "request_status": request.status,
+            },
+        )
+        return IngestResult("updated", call.id, request.id)

@@ -1,0 +1,112 @@
+"""Engines and transactions for SQLite (WAL, synchronous=FULL, BEGIN IMMEDIATE) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from bot.errors import DatabaseUnavailable
+from storage.audit import AuditBuffer
+
+
+@dataclass
+class Tx:
+    """A write transaction: the connection plus the audit rows to chain in before commit."""
+
+    conn: AsyncConnection
+    audit: AuditBuffer = field(default_factory=AuditBuffer)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Take transaction control away from the driver so BEGIN is ours to issue.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def _make_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql(begin)
+
+        return engine
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=5
+    )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when an error means the database cannot be reached (rather than bad SQL)."""
+    if isinstance(exc, DatabaseUnavailable | OSError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+class Database:
+    """The session factory every service is given: reads, and serialised write transactions."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
+        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        self.writer = _make_engine(url, immediate=True, pool_size=pool_size)
+        self.reader = (
+            _make_engine(url, immediate=False, pool_size=pool_size)
+            if self.dialect == "sqlite"
+            else self.writer
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """A write transaction; the audit buffer is flushed into the chain just before commit."""
+        try:
+            async with self.writer.connect() as conn, conn.begin():
+                tx = Tx(conn)
+                yield tx
+                await tx.audit.flush(conn)
+        except Exception as exc:
+            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
+                raise DatabaseUnavailable() from exc
+            raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only connection (its own snapshot on SQLite, the pool on PostgreSQL)."""
+        try:
+            async with self.reader.connect() as conn:
+                yield conn
+        except Exception as exc:
+            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
+                raise DatabaseUnavailable() from exc
+            raise
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self.reader.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()

@@ -1,0 +1,53 @@
+"""Small statements shared by services: insert-if-absent and the outbox enqueue."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from storage.tables import outbox
+
+
+async def insert_ignore(
+    conn: AsyncConnection, table: Table, values: dict[str, Any], *, key: str
+) -> bool:
+    """`INSERT … ON CONFLICT (key) DO NOTHING`; True when this call inserted the row."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        dialect_insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(table.c[key])
+    )
+    return (await conn.execute(stmt)).first() is not None
+
+
+async def enqueue(
+    conn: AsyncConnection,
+    *,
+    kind: str,
+    key: str,
+    payload: dict[str, Any],
+    now: datetime,
+    delay: timedelta | None = None,
+) -> bool:
+    """Add outbox work under an idempotency key; a second enqueue of the same key is a no-op."""
+    return await insert_ignore(
+        conn,
+        outbox,
+        {
+            "kind": kind,
+            "idempotency_key": key,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now + (delay or timedelta(0)),
+            "created_at": now,
+            "updated_at": now,
+        },
+        key="idempotency_key",
+    )

@@ -147,15 +147,15 @@ def write_requests(path: Path, *, tag: str, threads: int, per_thread: int, dup_e
     unique = 0
     for t in range(1, threads + 1):
         with open(f"{path}.{t}", "w") as f:
+            line = ""
             for i in range(per_thread):
-                if dup_every and i and i % dup_every == 0:
-                    call_id = f"call_{tag}_{t}_{i - 1}"
-                else:
-                    call_id = f"call_{tag}_{t}_{i}"
+                if not (dup_every and i and i % dup_every == 0):
+                    # A redelivery repeats the previous line byte for byte, as DialNexa would.
+                    body = payload(f"call_{tag}_{t}_{i}", i)
+                    sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+                    line = f"{sig} {body.decode()}\n"
                     unique += 1
-                body = payload(call_id, i)
-                sig = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-                f.write(f"{sig} {body.decode()}\n")
+                f.write(line)
     return unique
 
 
@@ -275,9 +275,11 @@ def bench_target(name: str, cmd: list[str], env: dict[str, str], work: Path, arg
         if database_url is not None:
             counts = verify_rows(database_url)
             accepted = sum(int(str(r["accepted"])) for r in results)
+            in_flight = sum(int(str(r["conns"])) for r in results)
+            # wrk stops with requests in flight: those may commit without their 202 being read.
             ok = (counts["calls"] == counts["requests"] == counts["cards"]
-                  == counts["distinct_calls"] == accepted)
-            print(f"{name}: rows {counts}, 202 answers {accepted}: "
+                  == counts["distinct_calls"]) and 0 <= counts["calls"] - accepted <= in_flight
+            print(f"{name}: rows {counts}, 202 answers read {accepted}: "
                   f"{'exactly one of each per call id' if ok else 'MISMATCH'}", flush=True)
             for row in results:
                 row["exactly_once"] = ok

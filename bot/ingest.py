@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,8 +15,8 @@ from bot.dialnexa import IncomingCall
 from bot.domain import Captured, RequestStatus
 from bot.policy import Evaluation, Policy, evaluate
 from storage.db import Tx
-from storage.queries import enqueue, insert_ignore
-from storage.tables import calls, card_messages, decisions, reminders, requests
+from storage.queries import enqueue, insert_ignore_many, outbox_row
+from storage.tables import calls, card_messages, decisions, outbox, reminders, requests
 
 Outcome = Literal["accepted", "duplicate", "updated", "conflict"]
 UNDECIDED = [s.value for s in RequestStatus if s.undecided]
@@ -51,6 +51,28 @@ def diff(stored: dict[str, Any], incoming: dict[str, Any]) -> tuple[list[str], l
 def _digits(value: str | None) -> str | None:
     digits = re.sub(r"\D", "", value or "")
     return digits or None
+
+
+@dataclass
+class _Plan:
+    """Rows to insert, gathered per batch so each table gets one multi-row statement."""
+
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    reminders: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+
+    async def flush(self, tx: Tx) -> None:
+        # Order matters: reminders and decisions reference requests.
+        for table, rows in (
+            (requests, self.requests),
+            (reminders, self.reminders),
+            (decisions, self.decisions),
+        ):
+            if rows:
+                await tx.conn.execute(table.insert(), rows)
+        await insert_ignore_many(tx.conn, outbox, self.outbox, key="idempotency_key")
+        self.requests, self.reminders, self.decisions, self.outbox = [], [], [], []
 
 
 class Ingest:
@@ -102,47 +124,65 @@ class Ingest:
             "auto_approve_rule": ev.auto_approve_rule,
         }
 
-    async def apply(self, tx: Tx, call: IncomingCall) -> IngestResult:
-        """Record the call once; create, enrich, or refuse; never a second side effect."""
-        now = self.clock()
-        row = {
+    def _call_row(self, call: IncomingCall, now: datetime) -> dict[str, Any]:
+        when = call.fields.get("initiated_at")
+        return {
             "id": call.id,
             **call.fields,
-            "initiated_at": (
-                datetime.fromisoformat(call.fields["initiated_at"])
-                if call.fields.get("initiated_at")
-                else None
-            ),
+            "initiated_at": datetime.fromisoformat(when) if when else None,
             "analysis": call.analysis,
             "unparsed": call.unparsed,
             "redactions": sorted(call.redactions),
             "received_at": now,
             "updated_at": now,
         }
-        if await insert_ignore(tx.conn, calls, row, key="id"):
-            return await self._create(tx, call, now)
-        return await self._redelivery(tx, call, now)
 
-    async def _create(self, tx: Tx, call: IncomingCall, now: datetime) -> IngestResult:
+    async def apply(self, tx: Tx, batch: list[IncomingCall]) -> list[IngestResult]:
+        """Record each call once; create, enrich, or refuse; never a second side effect.
+
+        Batch-shaped so a group commit costs a handful of multi-row statements, not a few
+        statements per call.
+        """
+        now = self.clock()
+        firsts: dict[str, IncomingCall] = {}
+        for call in batch:
+            firsts.setdefault(call.id, call)
+        inserted = await insert_ignore_many(
+            tx.conn, calls, [self._call_row(c, now) for c in firsts.values()], key="id"
+        )
+        plan = _Plan()
+        created = {
+            call_id: self._plan_create(plan, tx, call, now)
+            for call_id, call in firsts.items()
+            if call_id in inserted
+        }
+        await plan.flush(tx)
+        results = []
+        for call in batch:
+            if call.id in created and firsts[call.id] is call:
+                results.append(IngestResult("accepted", call.id, created[call.id]))
+            else:
+                results.append(await self._redelivery(tx, call, now))
+        return results
+
+    def _plan_create(self, plan: _Plan, tx: Tx, call: IncomingCall, now: datetime) -> str:
         captured = self._captured(call.analysis, call.unparsed)
         sensitive = bool(call.redactions) or bool(captured.suppress)
         ev = evaluate(captured, policy=self.policy, sensitive=sensitive, now=now)
         request_id = self.ids("req")
         values = self._request_values(captured, ev, call.fields, sensitive, now)
-        await tx.conn.execute(
-            requests.insert().values(
-                id=request_id, call_id=call.id, created_at=now, updated_at=now, **values
+        plan.requests.append(
+            {"id": request_id, "call_id": call.id, "created_at": now, "updated_at": now, **values}
+        )
+        plan.outbox.append(
+            outbox_row(
+                kind="post_card",
+                key=f"post_card:{request_id}",
+                now=now,
+                payload={"request_id": request_id},
             )
         )
-        await self._schedule(tx, request_id, ev, now)
-        await enqueue(
-            tx.conn,
-            kind="post_card",
-            key=f"post_card:{request_id}",
-            now=now,
-            payload={"request_id": request_id},
-        )
-        await self._follow_up(tx, request_id, call.id, ev, now)
+        self._plan_follow_up(plan, request_id, call.id, ev, now)
         tx.audit.add(
             at=now,
             actor="dialnexa",
@@ -158,39 +198,13 @@ class Ingest:
                 "unparsed": sorted(captured.unparsed),
             },
         )
-        return IngestResult("accepted", call.id, request_id)
+        return request_id
 
-    async def _follow_up(
-        self, tx: Tx, request_id: str, call_id: str, ev: Evaluation, now: datetime
+    def _plan_follow_up(
+        self, plan: _Plan, request_id: str, call_id: str, ev: Evaluation, now: datetime
     ) -> None:
-        """Alerts and, for an auto-approval, the decision write; both keyed so they happen once."""
-        if ev.alerts:
-            await enqueue(
-                tx.conn,
-                kind="alert",
-                key=f"alert:{request_id}",
-                now=now,
-                payload={"request_id": request_id, "reasons": list(ev.alerts)},
-            )
-        if ev.status is RequestStatus.AUTO_APPROVED:
-            await tx.conn.execute(
-                decisions.insert().values(
-                    request_id=request_id,
-                    action="auto_approved",
-                    reason=ev.auto_approve_rule,
-                    at=now,
-                )
-            )
-            await enqueue(
-                tx.conn,
-                kind="decision_write",
-                key=f"{call_id}:{ev.intent.value}",
-                now=now,
-                payload={"request_id": request_id},
-            )
-
-    async def _schedule(self, tx: Tx, request_id: str, ev: Evaluation, now: datetime) -> None:
-        rows = [
+        """Reminders, alerts and, for an auto-approval, the decision write, each keyed once."""
+        plan.reminders += [
             {
                 "id": self.ids("rem"),
                 "request_id": request_id,
@@ -202,8 +216,33 @@ class Ingest:
             }
             for r in ev.reminders
         ]
-        if rows:
-            await tx.conn.execute(reminders.insert(), rows)
+        if ev.alerts:
+            plan.outbox.append(
+                outbox_row(
+                    kind="alert",
+                    key=f"alert:{request_id}",
+                    now=now,
+                    payload={"request_id": request_id, "reasons": list(ev.alerts)},
+                )
+            )
+        if ev.status is RequestStatus.AUTO_APPROVED:
+            plan.decisions.append(
+                {
+                    "request_id": request_id,
+                    "action": "auto_approved",
+                    "reason": ev.auto_approve_rule,
+                    "user_id": None,
+                    "at": now,
+                }
+            )
+            plan.outbox.append(
+                outbox_row(
+                    kind="decision_write",
+                    key=f"{call_id}:{ev.intent.value}",
+                    now=now,
+                    payload={"request_id": request_id},
+                )
+            )
 
     async def _redelivery(self, tx: Tx, call: IncomingCall, now: datetime) -> IngestResult:
         stored = (await tx.conn.execute(select(calls).where(calls.c.id == call.id))).one()
@@ -265,8 +304,9 @@ class Ingest:
                     .where(reminders.c.request_id == request.id, reminders.c.status == "pending")
                     .values(status="cancelled")
                 )
-                await self._schedule(tx, request.id, ev, now)
-                await self._follow_up(tx, request.id, call.id, ev, now)
+                plan = _Plan()
+                self._plan_follow_up(plan, request.id, call.id, ev, now)
+                await plan.flush(tx)
                 posted = (
                     await tx.conn.execute(
                         select(card_messages.c.id).where(card_messages.c.request_id == request.id)

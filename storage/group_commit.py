@@ -21,11 +21,11 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
-Apply = Callable[[Tx, T], Awaitable[R]]
+Apply = Callable[[Tx, list[T]], Awaitable[list[R]]]
 
 
 class GroupCommitter(Generic[T, R]):
-    """Runs `apply(tx, item)` for batches of items in shared transactions."""
+    """Runs `apply(tx, items)` for batches of items in shared transactions."""
 
     def __init__(self, db: Database, apply: Apply[T, R], *, max_batch: int = 256) -> None:
         self._db = db
@@ -72,10 +72,8 @@ class GroupCommitter(Generic[T, R]):
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
         try:
-            results: list[R] = []
             async with self._db.transaction() as tx:
-                for item, _ in batch:
-                    results.append(await self._apply(tx, item))
+                results = await self._apply(tx, [item for item, _ in batch])
         except Exception as exc:
             if is_unavailable(exc):
                 err = exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable()

@@ -26,6 +26,34 @@ async def insert_ignore(
     return (await conn.execute(stmt)).first() is not None
 
 
+async def insert_ignore_many(
+    conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], *, key: str
+) -> set[Any]:
+    """Multi-row `INSERT … ON CONFLICT (key) DO NOTHING`; returns the keys this call inserted."""
+    if not rows:
+        return set()
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    result = await conn.execute(stmt, rows)
+    return {row[0] for row in result}
+
+
+def outbox_row(
+    *, kind: str, key: str, payload: dict[str, Any], now: datetime, delay: timedelta | None = None
+) -> dict[str, Any]:
+    """The values of a new outbox row."""
+    return {
+        "kind": kind,
+        "idempotency_key": key,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now + (delay or timedelta(0)),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def enqueue(
     conn: AsyncConnection,
     *,
@@ -36,18 +64,5 @@ async def enqueue(
     delay: timedelta | None = None,
 ) -> bool:
     """Add outbox work under an idempotency key; a second enqueue of the same key is a no-op."""
-    return await insert_ignore(
-        conn,
-        outbox,
-        {
-            "kind": kind,
-            "idempotency_key": key,
-            "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now + (delay or timedelta(0)),
-            "created_at": now,
-            "updated_at": now,
-        },
-        key="idempotency_key",
-    )
+    row = outbox_row(kind=kind, key=key, payload=payload, now=now, delay=delay)
+    return await insert_ignore(conn, outbox, row, key="idempotency_key")

@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI
-from sqlalchemy import func, select
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.clock import Clock, IdGenerator, random_id, system_clock
+from bot.decisions import DecisionService
 from bot.dialnexa import IncomingCall
+from bot.directory import Directory, SlackDirectory
 from bot.ingest import Ingest, IngestResult
 from bot.metrics import Metrics
+from bot.outbox import OutboxWorker, Route
 from bot.policy import Policy
+from bot.services import SlackServices
 from bot.settings import Settings
+from bot.slack_app import build_bolt, slack_client
+from bot.slack_out import SLACK_KINDS, SlackPublisher
 from bot.webhook import WebhookService
 from handlers import health, webhook
 from storage.db import Database
 from storage.group_commit import GroupCommitter
-from storage.tables import outbox
+from storage.outbox import pending_count
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Deps:
-    """The collaborators of one running Countersign."""
+    """The collaborators of one running Countersign; tests pass their own."""
 
     settings: Settings
     db: Database
@@ -35,47 +44,106 @@ class Deps:
     clock: Clock = system_clock
     ids: IdGenerator = random_id
     metrics: Metrics = field(default_factory=Metrics)
+    slack: AsyncWebClient | None = None
+    directory: Directory | None = None
+    socket_mode: bool = False
 
 
-async def _report_waiting_cards(deps: Deps) -> None:
-    if deps.settings.slack_configured:
-        return
-    async with deps.db.read() as conn:
-        waiting = (
-            await conn.execute(
-                select(func.count())
-                .select_from(outbox)
-                .where(outbox.c.status == "pending", outbox.c.kind == "post_card")
-            )
-        ).scalar_one()
-    log.warning(
-        "Slack is not configured (SLACK_BOT_TOKEN is unset): %d card(s) wait in the outbox "
-        "and will be posted once it is set.",
-        waiting,
-    )
+def _slack(deps: Deps) -> AsyncWebClient | None:
+    if deps.slack is not None:
+        return deps.slack
+    token = deps.settings.slack_bot_token
+    if token is None:
+        return None
+    return slack_client(token.get_secret_value(), base_url=deps.settings.slack_api_url)
 
 
 def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
-    """Build the HTTP app: routes, and (unless `workers` is False) the background workers."""
+    """Build the HTTP app: routes, and (unless `workers` is False) the outbox worker."""
+    client = _slack(deps)
+    routes: dict[str, Route] = {}
+    if client is not None:
+        publisher = SlackPublisher(db=deps.db, client=client, policy=deps.policy, clock=deps.clock)
+        routes.update(publisher.routes())
+    worker = OutboxWorker(db=deps.db, routes=routes, clock=deps.clock, metrics=deps.metrics)
+
     ingest = Ingest(policy=deps.policy, clock=deps.clock, ids=deps.ids)
-    committer: GroupCommitter[IncomingCall, IngestResult] = GroupCommitter(deps.db, ingest.apply)
+    committer: GroupCommitter[IncomingCall, IngestResult] = GroupCommitter(
+        deps.db, ingest.apply, after_commit=worker.kick
+    )
     service = WebhookService(
         secrets=deps.settings.webhook_secrets, committer=committer, metrics=deps.metrics
     )
 
+    bolt = None
+    if client is not None:
+        directory = deps.directory or SlackDirectory(client, clock=deps.clock)
+        decisions = DecisionService(
+            db=deps.db, policy=deps.policy, directory=directory, clock=deps.clock
+        )
+        services = SlackServices(db=deps.db, decisions=decisions, clock=deps.clock, kick=worker.kick)
+        secret = deps.settings.slack_signing_secret
+        bolt = build_bolt(
+            client=client,
+            signing_secret=secret.get_secret_value() if secret else None,
+            services=services,
+        )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await committer.start()
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        socket = None
         if workers:
-            await _report_waiting_cards(deps)
+            if client is None:
+                waiting = await pending_count(deps.db, kinds=SLACK_KINDS)
+                log.warning(
+                    "Slack is not configured (SLACK_BOT_TOKEN is unset): %d Slack message(s) "
+                    "wait in the outbox and go out once it is set.",
+                    waiting,
+                )
+            tasks.append(asyncio.create_task(worker.run(stop), name="outbox-worker"))
+        if deps.socket_mode and bolt is not None and deps.settings.slack_app_token:
+            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+            socket = AsyncSocketModeHandler(bolt, deps.settings.slack_app_token.get_secret_value())
+            await socket.connect_async()
         try:
             yield
         finally:
+            if socket is not None:
+                await socket.close_async()
+            stop.set()
+            worker.kick()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await committer.stop()
 
     app = FastAPI(title="Countersign", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.deps = deps
     app.state.committer = committer
+    app.state.worker = worker
     webhook.register(app, service=service, metrics=deps.metrics)
     health.register(app, db=deps.db, metrics=deps.metrics)
+
+    if bolt is not None:
+        from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+
+        slack_handler = AsyncSlackRequestHandler(bolt)
+
+        @app.post("/slack/events")
+        async def slack_events(request: Request) -> Response:
+            return await slack_handler.handle(request)
+
+    else:
+
+        @app.post("/slack/events")
+        async def slack_unconfigured() -> JSONResponse:
+            return JSONResponse(
+                {"error": "Slack is not configured: set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET"},
+                status_code=503,
+            )
+
     return app

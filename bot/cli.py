@@ -75,7 +75,10 @@ def serve(
     if settings.database_url.startswith("sqlite"):
         upgrade(settings.database_url)
     deps = Deps(
-        settings=settings, db=Database(async_database_url(settings.database_url)), policy=policy
+        settings=settings,
+        db=Database(async_database_url(settings.database_url)),
+        policy=policy,
+        socket_mode=socket_mode,
     )
     app = create_app(deps, workers=not no_workers)
     typer.echo(f"countersign: listening on http://{host}:{port} (POST /dialnexa/webhook)")

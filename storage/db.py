@@ -34,7 +34,9 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def _make_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
+def _make_engine(
+    url: str, *, immediate: bool, pool_size: int, schema: str | None = None
+) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -45,8 +47,14 @@ def _make_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
             conn.exec_driver_sql(begin)
 
         return engine
+    connect_args = {"server_settings": {"search_path": schema}} if schema else {}
     return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=5
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args=connect_args,
     )
 
 
@@ -62,10 +70,11 @@ def is_unavailable(exc: BaseException) -> bool:
 class Database:
     """The session factory every service is given: reads, and serialised write transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, schema: str | None = None) -> None:
+        """`schema` (PostgreSQL only) keeps separate deployments, or test runs, apart."""
         self.url = url
         self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
-        self.writer = _make_engine(url, immediate=True, pool_size=pool_size)
+        self.writer = _make_engine(url, immediate=True, pool_size=pool_size, schema=schema)
         self.reader = (
             _make_engine(url, immediate=False, pool_size=pool_size)
             if self.dialect == "sqlite"

@@ -27,8 +27,16 @@ Apply = Callable[[Tx, list[T]], Awaitable[list[R]]]
 class GroupCommitter(Generic[T, R]):
     """Runs `apply(tx, items)` for batches of items in shared transactions."""
 
-    def __init__(self, db: Database, apply: Apply[T, R], *, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        db: Database,
+        apply: Apply[T, R],
+        *,
+        max_batch: int = 256,
+        after_commit: Callable[[], None] | None = None,
+    ) -> None:
         self._db = db
+        self._after_commit = after_commit
         self._apply = apply
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue()
@@ -98,3 +106,5 @@ class GroupCommitter(Generic[T, R]):
         for (_, fut), result in zip(batch, results, strict=True):
             if not fut.done():
                 fut.set_result(result)
+        if self._after_commit is not None:
+            self._after_commit()

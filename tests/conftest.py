@@ -21,7 +21,23 @@ from storage.tables import metadata
 from tests.support.calls import WEBHOOK_SECRET
 
 PG_URL = os.environ.get("COUNTERSIGN_TEST_DATABASE_URL")
+# One schema per test run, so runs sharing a PostgreSQL server never see each other's rows.
+PG_SCHEMA = f"cs_test_{os.getpid()}"
 _pg_schema_ready = False
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop this run's PostgreSQL schema."""
+    if PG_URL and _pg_schema_ready:
+        import asyncio
+
+        async def _drop() -> None:
+            database = Database(async_database_url(PG_URL))
+            async with database.writer.begin() as conn:
+                await conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+            await database.dispose()
+
+        asyncio.run(_drop())
 
 
 def pytest_report_header() -> str:
@@ -42,8 +58,8 @@ async def reset_schema(db: Database) -> None:
             await conn.run_sync(metadata.create_all)
             return
         if not _pg_schema_ready:
-            await conn.run_sync(metadata.drop_all)
-            await conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            await conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+            await conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
             await conn.run_sync(metadata.create_all)
             _pg_schema_ready = True
         else:
@@ -53,7 +69,7 @@ async def reset_schema(db: Database) -> None:
 
 @pytest.fixture
 async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(async_database_url(db_url))
+    database = Database(async_database_url(db_url), schema=PG_SCHEMA if PG_URL else None)
     await reset_schema(database)
     yield database
     await database.dispose()

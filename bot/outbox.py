@@ -1,0 +1,186 @@
+"""The outbox worker: claims due rows, runs the handler for their kind, records the result.
+
+A handler does the outside-world work (post to Slack, call Polygon.io, deliver an outcome) with
+no transaction open. It returns an optional `finish(tx)` that records the result in the same
+transaction that marks the row done. It raises `Retry` for a transient failure (honouring a
+`Retry-After`), `Permanent` for one that will never succeed; anything else is treated as
+transient, logged with a correlation id, and retried until the route's last attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bot.clock import Clock
+from bot.errors import CountersignError
+from bot.metrics import Metrics
+from bot.redaction import redact_exception_message
+from storage.db import Database, Tx
+from storage.outbox import LeaseLost, OutboxTask, burying, claim, finishing, retrying
+
+log = logging.getLogger(__name__)
+
+Finish = Callable[[Tx], Awaitable[None]]
+Handler = Callable[[OutboxTask], Awaitable[Finish | None]]
+Hook = Callable[[Tx, OutboxTask, str], Awaitable[None]]
+
+
+class Retry(CountersignError):
+    """A transient failure: try again, after `after` seconds when the other side said so."""
+
+    def __init__(self, reason: str, *, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class Permanent(CountersignError):
+    """A failure that another attempt cannot fix."""
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one kind of outbox row is handled."""
+
+    handler: Handler
+    max_attempts: int = 8
+    on_retry: Hook | None = None  # runs in the transaction that schedules the next attempt
+    on_dead: Hook | None = None  # runs in the transaction that marks the row dead
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter (half fixed, half random)."""
+
+    base: float = 2.0
+    cap: float = 300.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Seconds to wait before attempt `attempt + 1`."""
+        ceiling = min(self.cap, self.base * 2 ** max(0, attempt - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class OutboxWorker:
+    """One worker loop; run several (in one process or many) against the same database."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        routes: dict[str, Route],
+        clock: Clock,
+        metrics: Metrics,
+        owner: str | None = None,
+        lease: timedelta = timedelta(seconds=60),
+        batch: int = 16,
+        poll_interval: float = 0.5,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.routes = routes
+        self.clock = clock
+        self.metrics = metrics
+        self.owner = owner or f"worker-{secrets.token_hex(4)}"
+        self.lease = lease
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.backoff = backoff or Backoff()
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+
+    def kick(self) -> None:
+        """Look for work now instead of at the next poll."""
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows and process them; returns how many were claimed."""
+        if not self.routes:
+            return 0
+        tasks = await claim(
+            self.db,
+            owner=self.owner,
+            now=self.clock(),
+            lease=self.lease,
+            limit=self.batch,
+            kinds=self.routes.keys(),
+        )
+        if tasks:
+            await asyncio.gather(*(self._process(t) for t in tasks))
+        return len(tasks)
+
+    async def drain(self, *, rounds: int = 50) -> None:
+        """Run until nothing is due (tests and the sandbox use this)."""
+        for _ in range(rounds):
+            if await self.run_once() == 0:
+                return
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until `stop` is set; errors in one round never end the loop."""
+        while not stop.is_set():
+            try:
+                claimed = await self.run_once()
+            except Exception:
+                log.exception("outbox round failed; trying again shortly")
+                claimed = 0
+            if claimed:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+
+    async def _process(self, task: OutboxTask) -> None:
+        route = self.routes[task.kind]
+        try:
+            finish = await route.handler(task)
+        except Permanent as exc:
+            await self._bury(task, route, str(exc))
+        except Retry as exc:
+            await self._retry(task, route, str(exc), after=exc.after)
+        except Exception as exc:
+            ref = secrets.token_hex(4)
+            log.exception("outbox %s %s failed [ref %s]", task.kind, task.idempotency_key, ref)
+            await self._retry(task, route, f"{redact_exception_message(exc)} [ref {ref}]")
+        else:
+            try:
+                async with finishing(self.db, task, now=self.clock()) as tx:
+                    if finish is not None:
+                        await finish(tx)
+                self.metrics.outbox_done.labels(task.kind).inc()
+            except LeaseLost:
+                log.warning("outbox %s: lease lost before finishing", task.idempotency_key)
+
+    async def _retry(
+        self, task: OutboxTask, route: Route, error: str, *, after: float | None = None
+    ) -> None:
+        if task.attempts >= route.max_attempts:
+            await self._bury(task, route, f"gave up after {task.attempts} attempts: {error}")
+            return
+        delay = after if after is not None else self.backoff.delay(task.attempts, self.rng)
+        now = self.clock()
+        self.metrics.outbox_failures.labels(task.kind, "false").inc()
+        try:
+            async with retrying(
+                self.db, task, at=now + timedelta(seconds=delay), error=error, now=now
+            ) as tx:
+                if route.on_retry is not None:
+                    await route.on_retry(tx, task, error)
+        except LeaseLost:
+            log.warning("outbox %s: lease lost before retry", task.idempotency_key)
+
+    async def _bury(self, task: OutboxTask, route: Route, error: str) -> None:
+        self.metrics.outbox_failures.labels(task.kind, "true").inc()
+        log.error("outbox %s %s is dead: %s", task.kind, task.idempotency_key, error)
+        try:
+            async with burying(self.db, task, error=error, now=self.clock()) as tx:
+                if route.on_dead is not None:
+                    await route.on_dead(tx, task, error)
+        except LeaseLost:
+            log.warning("outbox %s: lease lost before marking dead", task.idempotency_key)

@@ -1,0 +1,27 @@
+"""The services Slack listeners call, bundled so each listener module takes one argument."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.clock import Clock
+from bot.decisions import DecisionService
+from bot.domain import RequestView
+from storage.db import Database
+from storage.requests import load_view
+
+
+@dataclass(frozen=True)
+class SlackServices:
+    """What a listener may use: services, never a transaction."""
+
+    db: Database
+    decisions: DecisionService
+    clock: Clock
+    kick: Callable[[], None]  # wake the outbox so the card update goes out now
+
+    async def view(self, request_id: str) -> RequestView:
+        """The request as its card shows it."""
+        async with self.db.read() as conn:
+            return await load_view(conn, request_id)

@@ -1,0 +1,83 @@
+"""The one error path of every Slack listener.
+
+Known errors become a clear ephemeral message (or a modal error); anything else is logged
+with a correlation id that the user is shown, so support can find the log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.errors import CountersignError
+from bot.redaction import redact_exception_message
+
+log = logging.getLogger("countersign.slack")
+
+
+def user_message(exc: BaseException) -> str:
+    """What the user is told about `exc`; unknown errors get a reference to the log line."""
+    if isinstance(exc, CountersignError):
+        return exc.user_message
+    ref = secrets.token_hex(4)
+    log.error(
+        "unexpected error [ref %s]: %s",
+        ref,
+        redact_exception_message(exc),
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return f"Something went wrong on our side (ref {ref}). Nothing was changed; please try again."
+
+
+@dataclass(frozen=True)
+class Replier:
+    """Answers one user privately where they clicked."""
+
+    client: AsyncWebClient
+    user_id: str
+    channel_id: str | None
+
+    async def say(self, text: str) -> None:
+        """An ephemeral message to the user; logged, never raised, if Slack refuses it."""
+        if not self.channel_id:
+            log.info("no channel to answer %s in: %s", self.user_id, text)
+            return
+        try:
+            await self.client.chat_postEphemeral(
+                channel=self.channel_id, user=self.user_id, text=text
+            )
+        except SlackApiError as exc:
+            log.warning("could not answer %s ephemerally: %s", self.user_id, exc.response.get("error"))
+
+
+async def answering(replier: Replier, work: Callable[[], Awaitable[Any]]) -> None:
+    """Run a listener's work after its ack; report any error to the user who clicked."""
+    try:
+        await work()
+    except Exception as exc:
+        await replier.say(user_message(exc))
+
+
+async def decide_then_ack(
+    ack: Callable[..., Awaitable[Any]],
+    replier: Replier,
+    decide: Callable[[], Awaitable[Any]],
+) -> Any:
+    """Commit the decision first, then ack: once Slack sees the ack, the click is durable."""
+    try:
+        outcome = await decide()
+    except Exception as exc:
+        await ack()
+        await replier.say(user_message(exc))
+        return None
+    await ack()
+    notice = getattr(outcome, "notice", None)
+    if notice:
+        await replier.say(notice)
+    return outcome

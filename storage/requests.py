@@ -1,0 +1,103 @@
+"""Reading a request back as the `RequestView` every card is rendered from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.domain import (
+    Captured,
+    DecisionEntry,
+    Intent,
+    RequestStatus,
+    RequestView,
+    RiskFlag,
+    Turn,
+    WriteStatus,
+)
+from bot.errors import NotFound
+from storage.tables import approvals, calls, card_messages, decisions, requests
+
+
+def _known_flags(values: list[str]) -> list[RiskFlag]:
+    known = {f.value for f in RiskFlag}
+    return [RiskFlag(v) for v in values if v in known]
+
+
+async def load_view(conn: AsyncConnection, request_id: str) -> RequestView:
+    """The request, its call, approvals and history, as one immutable view."""
+    row = (
+        await conn.execute(
+            select(requests, calls)
+            .join(calls, calls.c.id == requests.c.call_id)
+            .where(requests.c.id == request_id)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"No request {request_id}.")
+    r = row._mapping
+    approved_by = (
+        await conn.execute(
+            select(approvals.c.user_id)
+            .where(approvals.c.request_id == request_id)
+            .order_by(approvals.c.at, approvals.c.id)
+        )
+    ).scalars()
+    history = (
+        await conn.execute(
+            select(decisions).where(decisions.c.request_id == request_id).order_by(decisions.c.id)
+        )
+    ).all()
+    transcript: list[Turn] | None = None
+    if not r[requests.c.sensitive] and r[calls.c.transcript]:
+        transcript = [Turn.model_validate(t) for t in r[calls.c.transcript]]
+    remote = r[calls.c.to_number] if r[calls.c.direction] == "outbound" else r[calls.c.from_number]
+    captured: dict[str, Any] = r[requests.c.captured] or {}
+    return RequestView(
+        request_id=r[requests.c.id],
+        version=r[requests.c.version],
+        call_id=r[requests.c.call_id],
+        intent=Intent(r[requests.c.intent]),
+        status=RequestStatus(r[requests.c.status]),
+        channel=r[requests.c.channel],
+        flags=_known_flags(r[requests.c.flags] or []),
+        captured=Captured.model_validate(captured),
+        summary=r[calls.c.summary],
+        transcript=transcript,
+        caller_number=remote,
+        agent_id=r[calls.c.agent_id],
+        initiated_at=r[calls.c.initiated_at],
+        duration_seconds=r[calls.c.duration_seconds],
+        call_recording_url=r[calls.c.recording_url],
+        created_at=r[requests.c.created_at],
+        required_approvals=r[requests.c.required_approvals],
+        approvals=list(approved_by),
+        decided_by=r[requests.c.decided_by],
+        decided_at=r[requests.c.decided_at],
+        decision_reason=r[requests.c.decision_reason],
+        escalated_by=r[requests.c.escalated_by],
+        escalated_at=r[requests.c.escalated_at],
+        escalation_reason=r[requests.c.escalation_reason],
+        escalation_channel=r[requests.c.escalation_channel],
+        auto_approve_rule=r[requests.c.auto_approve_rule],
+        write_status=WriteStatus(r[requests.c.write_status]),
+        write_attempts=r[requests.c.write_attempts],
+        write_receipt=r[requests.c.write_receipt],
+        write_error=r[requests.c.write_error],
+        history=[
+            DecisionEntry(action=h.action, user_id=h.user_id, at=h.at, reason=h.reason)
+            for h in history
+        ],
+    )
+
+
+async def card_copies(conn: AsyncConnection, request_id: str) -> list[tuple[str, str, str]]:
+    """Every posted copy of a request's card as (role, channel, ts)."""
+    result = await conn.execute(
+        select(card_messages.c.role, card_messages.c.channel, card_messages.c.ts)
+        .where(card_messages.c.request_id == request_id)
+        .order_by(card_messages.c.id)
+    )
+    return [(r.role, r.channel, r.ts) for r in result]

@@ -31,9 +31,13 @@ async def _main() -> None:
     await engine.dispose()
 
 
+given = config.attributes.get("connection")
 if context.is_offline_mode():
     context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=metadata)
     with context.begin_transaction():
         context.run_migrations()
+elif given is not None:
+    # A caller that already holds a connection (an async engine's, via run_sync) passes it in.
+    _run(given)
 else:
     asyncio.run(_main())

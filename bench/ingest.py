@@ -74,8 +74,9 @@ function done(summary, latency, requests)
 end
 """
 
-BARE_APP = textwrap.dedent(
-    """
+BARE_APP = (
+    textwrap.dedent(
+        """
     import hashlib, hmac, json
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse
@@ -95,7 +96,9 @@ BARE_APP = textwrap.dedent(
     async def health():
         return {"status": "ok"}
     """
-) % SECRET.encode()
+    )
+    % SECRET.encode()
+)
 
 
 def free_port() -> int:
@@ -182,17 +185,34 @@ def peak_rss_mb(pid: int) -> float:
 def run_wrk(base: str, script: Path, data: Path, *, conns: int, seconds: int) -> dict[str, float]:
     threads = min(2, conns)
     out = subprocess.run(
-        ["wrk", "-t", str(threads), "-c", str(conns), "-d", f"{seconds}s", "--timeout", "10s",
-         "-s", str(script), base, "--", str(data)],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t",
+            str(threads),
+            "-c",
+            str(conns),
+            "-d",
+            f"{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base,
+            "--",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
+    return json.loads(line[len("RESULT ") :])
 
 
 def start(cmd: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 def reset_pg(url: str) -> bool:
@@ -239,8 +259,14 @@ def verify_rows(database_url: str) -> dict[str, int]:
     return asyncio.run(_count())
 
 
-def bench_target(name: str, cmd: list[str], env: dict[str, str], work: Path, args: argparse.Namespace,
-                 database_url: str | None) -> list[dict[str, object]]:
+def bench_target(
+    name: str,
+    cmd: list[str],
+    env: dict[str, str],
+    work: Path,
+    args: argparse.Namespace,
+    database_url: str | None,
+) -> list[dict[str, object]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc = start([*cmd, "--port", str(port)], env, work)
@@ -252,8 +278,13 @@ def bench_target(name: str, cmd: list[str], env: dict[str, str], work: Path, arg
         for conns in args.concurrency:
             data = work / f"req_{name}_{conns}"
             per_thread = args.rate_cap * args.duration  # more than a run can send
-            unique = write_requests(data, tag=f"{name}{conns}", threads=min(2, conns),
-                                    per_thread=per_thread, dup_every=args.dup_every)
+            unique = write_requests(
+                data,
+                tag=f"{name}{conns}",
+                threads=min(2, conns),
+                per_thread=per_thread,
+                dup_every=args.dup_every,
+            )
             r = run_wrk(base, script, data, conns=conns, seconds=args.duration)
             row: dict[str, object] = {
                 "target": name,
@@ -277,10 +308,14 @@ def bench_target(name: str, cmd: list[str], env: dict[str, str], work: Path, arg
             accepted = sum(int(str(r["accepted"])) for r in results)
             in_flight = sum(int(str(r["conns"])) for r in results)
             # wrk stops with requests in flight: those may commit without their 202 being read.
-            ok = (counts["calls"] == counts["requests"] == counts["cards"]
-                  == counts["distinct_calls"]) and 0 <= counts["calls"] - accepted <= in_flight
-            print(f"{name}: rows {counts}, 202 answers read {accepted}: "
-                  f"{'exactly one of each per call id' if ok else 'MISMATCH'}", flush=True)
+            ok = (
+                counts["calls"] == counts["requests"] == counts["cards"] == counts["distinct_calls"]
+            ) and 0 <= counts["calls"] - accepted <= in_flight
+            print(
+                f"{name}: rows {counts}, 202 answers read {accepted}: "
+                f"{'exactly one of each per call id' if ok else 'MISMATCH'}",
+                flush=True,
+            )
             for row in results:
                 row["exactly_once"] = ok
     finally:
@@ -290,13 +325,17 @@ def bench_target(name: str, cmd: list[str], env: dict[str, str], work: Path, arg
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
-    parser.add_argument("--dup-every", type=int, default=10,
-                        help="every Nth request repeats the previous call id")
-    parser.add_argument("--rate-cap", type=int, default=3000,
-                        help="payloads generated per thread per second of run")
+    parser.add_argument(
+        "--dup-every", type=int, default=10, help="every Nth request repeats the previous call id"
+    )
+    parser.add_argument(
+        "--rate-cap", type=int, default=3000, help="payloads generated per thread per second of run"
+    )
     parser.add_argument("--skip-pg", action="store_true")
     parser.add_argument("--skip-bare", action="store_true")
     args = parser.parse_args()
@@ -311,24 +350,58 @@ def main() -> None:
         if not args.skip_bare:
             (work / "bare_app.py").write_text(BARE_APP)
             all_rows += bench_target(
-                "bare", [sys.executable, "-m", "uvicorn", "bare_app:app", "--log-level", "warning",
-                         "--no-access-log", "--host", "127.0.0.1"],
-                base_env, work, args, None)
+                "bare",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "bare_app:app",
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                    "--host",
+                    "127.0.0.1",
+                ],
+                base_env,
+                work,
+                args,
+                None,
+            )
         sqlite_url = f"sqlite:///{work / 'bench.db'}"
         all_rows += bench_target(
-            "sqlite", [countersign, "serve", "--no-workers"],
-            {**base_env, "DATABASE_URL": sqlite_url}, work, args, sqlite_url)
+            "sqlite",
+            [countersign, "serve", "--no-workers"],
+            {**base_env, "DATABASE_URL": sqlite_url},
+            work,
+            args,
+            sqlite_url,
+        )
         if not args.skip_pg and reset_pg(PG_URL):
-            subprocess.run([countersign, "db", "upgrade"], check=True, cwd=work,
-                           env={**base_env, "DATABASE_URL": PG_URL}, capture_output=True)
+            subprocess.run(
+                [countersign, "db", "upgrade"],
+                check=True,
+                cwd=work,
+                env={**base_env, "DATABASE_URL": PG_URL},
+                capture_output=True,
+            )
             all_rows += bench_target(
-                "postgresql", [countersign, "serve", "--no-workers"],
-                {**base_env, "DATABASE_URL": PG_URL}, work, args, PG_URL)
-    print("\n| target | conns | accepted/s | req/s | p50 ms | p99 ms | peak RSS MB | exactly once |")
+                "postgresql",
+                [countersign, "serve", "--no-workers"],
+                {**base_env, "DATABASE_URL": PG_URL},
+                work,
+                args,
+                PG_URL,
+            )
+    print(
+        "\n| target | conns | accepted/s | req/s | p50 ms | p99 ms | peak RSS MB | exactly once |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in all_rows:
-        print(f"| {r['target']} | {r['conns']} | {r['accepted_per_s']} | {r['req_per_s']} | "
-              f"{r['p50_ms']} | {r['p99_ms']} | {r.get('peak_rss_mb')} | {r.get('exactly_once', '-')} |")
+        print(
+            f"| {r['target']} | {r['conns']} | {r['accepted_per_s']} | {r['req_per_s']} | "
+            f"{r['p50_ms']} | {r['p99_ms']} | {r.get('peak_rss_mb')} | "
+            f"{r.get('exactly_once', '-')} |"
+        )
 
 
 if __name__ == "__main__":

@@ -81,7 +81,9 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
         decisions = DecisionService(
             db=deps.db, policy=deps.policy, directory=directory, clock=deps.clock
         )
-        services = SlackServices(db=deps.db, decisions=decisions, clock=deps.clock, kick=worker.kick)
+        services = SlackServices(
+            db=deps.db, decisions=decisions, clock=deps.clock, kick=worker.kick
+        )
         secret = deps.settings.slack_signing_secret
         bolt = build_bolt(
             client=client,

@@ -9,6 +9,7 @@ import typer
 from pydantic import ValidationError
 
 from bot.errors import ConfigError
+from bot.policy import Policy
 from bot.settings import Settings, async_database_url, write_dev_env
 
 cli = typer.Typer(
@@ -38,7 +39,7 @@ def _settings(*, socket_mode: bool = False) -> Settings:
     return settings
 
 
-def _policy(settings: Settings):  # type: ignore[no-untyped-def]
+def _policy(settings: Settings) -> Policy:
     from bot.policy import PolicyError, load_policy
 
     try:

@@ -110,7 +110,9 @@ def parse_body(body: bytes) -> dict[str, Any]:
     """Decode JSON or refuse with 400."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise BadWebhook(400, "not_json", "body is not valid UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
         raise BadWebhook(400, "not_json", f"body is not valid JSON: {exc.msg}") from None
     if not isinstance(data, dict):
         raise BadWebhook(422, "shape", "body must be a JSON object with event_type and payload")
@@ -168,8 +170,8 @@ def _turns(value: Any) -> list[dict[str, Any]] | None:
                 value = stripped
         else:
             value = stripped
+    turns: list[dict[str, Any]] = []
     if isinstance(value, list):
-        turns = []
         for item in value:
             if isinstance(item, dict):
                 turns.append(
@@ -183,7 +185,6 @@ def _turns(value: Any) -> list[dict[str, Any]] | None:
             else:
                 turns.append({"role": "unknown", "content": str(item)})
         return turns
-    turns = []
     for line in str(value).splitlines():
         if not line.strip():
             continue
@@ -191,7 +192,7 @@ def _turns(value: Any) -> list[dict[str, Any]] | None:
         if sep and 0 < len(role) <= 24 and " " not in role.strip():
             turns.append({"role": role.strip().lower(), "content": content.strip()})
         elif turns:
-            turns[-1]["content"] += "\n" + line.strip()
+            turns[-1]["content"] = f"{turns[-1]['content']}\n{line.strip()}"
         else:
             turns.append({"role": "unknown", "content": line.strip()})
     return turns

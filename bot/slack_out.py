@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import aiohttp
@@ -172,9 +173,7 @@ class SlackPublisher:
         text = approval_text(view)
         for _, channel, ts in copies:
             await slack_call(
-                lambda c=channel, t=ts: self.client.chat_update(
-                    channel=c, ts=t, blocks=blocks, text=text
-                )
+                partial(self.client.chat_update, channel=channel, ts=ts, blocks=blocks, text=text)
             )
         return None
 

@@ -36,7 +36,9 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         if await decide_then_ack(ack, replier, decide):
             services.kick()
 
-    async def open_reason(kind: str, ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def open_reason(
+        kind: str, ack: Any, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
         await ack()  # the modal needs the trigger id, which expires in 3 seconds
         payload, replier = parse(body, client)
 

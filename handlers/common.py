@@ -53,7 +53,9 @@ class Replier:
                 channel=self.channel_id, user=self.user_id, text=text
             )
         except SlackApiError as exc:
-            log.warning("could not answer %s ephemerally: %s", self.user_id, exc.response.get("error"))
+            log.warning(
+                "could not answer %s ephemerally: %s", self.user_id, exc.response.get("error")
+            )
 
 
 async def answering(replier: Replier, work: Callable[[], Awaitable[Any]]) -> None:

@@ -97,11 +97,11 @@ async def verify_chain(rows: AsyncIterator[Any] | Iterable[Any]) -> tuple[int, C
     prev, expected, count = GENESIS, 1, 0
 
     async def _aiter() -> AsyncIterator[Any]:
-        if hasattr(rows, "__aiter__"):
+        if isinstance(rows, AsyncIterator):
             async for r in rows:
                 yield r
         else:
-            for r in rows:  # type: ignore[union-attr]
+            for r in rows:
                 yield r
 
     async for r in _aiter():

@@ -33,7 +33,9 @@ async def insert_ignore_many(
     if not rows:
         return set()
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = dialect_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    stmt = (
+        dialect_insert(table).on_conflict_do_nothing(index_elements=[key]).returning(table.c[key])
+    )
     result = await conn.execute(stmt, rows)
     return {row[0] for row in result}
 

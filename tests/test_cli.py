@@ -109,9 +109,9 @@ def test_first_run_of_serve_writes_env_and_answers(tmp_path):
     assert "wrote .env" in output
     slack_lines = [line for line in output.splitlines() if "Slack is not configured" in line]
     assert len(slack_lines) == 1
-    secret = [
+    secret = next(
         line.split("=", 1)[1]
         for line in (tmp_path / ".env").read_text().splitlines()
         if line.startswith("DIALNEXA_WEBHOOK_SECRET=")
-    ][0]
+    )
     assert secret not in output

@@ -62,7 +62,9 @@ class World:
         body = interactive_body(payload)
         return await self.http.post("/slack/events", content=body, headers=slack_headers(body))
 
-    async def click(self, user: str, action: str, message: dict[str, Any], **kw: Any) -> httpx.Response:
+    async def click(
+        self, user: str, action: str, message: dict[str, Any], **kw: Any
+    ) -> httpx.Response:
         element = buttons(message["blocks"])[action]
         return await self.interact(
             block_action(
@@ -76,8 +78,12 @@ class World:
             )
         )
 
-    async def submit_reason(self, user: str, callback: str, ref: str, reason: str) -> httpx.Response:
-        values = {REASON_BLOCK_ID: {REASON_ACTION_ID: {"type": "plain_text_input", "value": reason}}}
+    async def submit_reason(
+        self, user: str, callback: str, ref: str, reason: str
+    ) -> httpx.Response:
+        values = {
+            REASON_BLOCK_ID: {REASON_ACTION_ID: {"type": "plain_text_input", "value": reason}}
+        }
         return await self.interact(
             view_submission(user=user, callback_id=callback, private_metadata=ref, values=values)
         )
@@ -101,7 +107,12 @@ async def world(db, policy, clock, ids, db_url) -> AsyncIterator[World]:
         )
         client = slack_client(BOT_TOKEN, base_url=f"{url}/api/")
         deps = Deps(
-            settings=settings, db=db, policy=policy, clock=clock, ids=ids, metrics=Metrics(),
+            settings=settings,
+            db=db,
+            policy=policy,
+            clock=clock,
+            ids=ids,
+            metrics=Metrics(),
             slack=client,
         )
         app = create_app(deps, workers=False)
@@ -114,7 +125,12 @@ async def world(db, policy, clock, ids, db_url) -> AsyncIterator[World]:
 
 REFUND = make_call(
     id="call_flow_refund",
-    analysis={"intent": "refund_request", "amount": "120.00", "currency": "USD", "invoice_number": "INV-9"},
+    analysis={
+        "intent": "refund_request",
+        "amount": "120.00",
+        "currency": "USD",
+        "invoice_number": "INV-9",
+    },
 )
 
 
@@ -153,9 +169,7 @@ async def test_approve_decides_once_queues_the_write_and_rebuilds_the_card(world
 async def test_twenty_concurrent_approvals_make_one_decision(world):
     card = await posted_refund(world)
     users = ["U0ANA", "U0BEN", "U0CHO"]
-    results = await asyncio.gather(
-        *(world.click(users[n % 3], "approve", card) for n in range(20))
-    )
+    results = await asyncio.gather(*(world.click(users[n % 3], "approve", card) for n in range(20)))
     assert all(r.status_code == 200 for r in results)
     assert await count(world.db, decisions, action="approved") == 1
     assert await count(world.db, outbox, kind="decision_write") == 1
@@ -174,9 +188,11 @@ async def test_approve_and_reject_racing_give_one_decision(world):
     )
     (req,) = await rows(world.db, requests)
     assert req.status in {"approved", "rejected"}
-    assert await count(world.db, decisions, action="approved") + await count(
-        world.db, decisions, action="rejected"
-    ) == 1
+    assert (
+        await count(world.db, decisions, action="approved")
+        + await count(world.db, decisions, action="rejected")
+        == 1
+    )
 
 
 async def test_a_non_approver_is_refused_ephemerally_and_audited(world):

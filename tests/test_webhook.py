@@ -145,7 +145,10 @@ async def test_not_json_is_400(client, db):
         ({"payload": {"call": {"id": "c1"}}}, "event_type"),
         ({"event_type": "call_ended"}, "payload"),
         ({"event_type": "call_ended", "payload": {"call": "c1"}}, "payload.call"),
-        ({"event_type": "call_ended", "payload": {"call": {"status": "completed"}}}, "payload.call.id"),
+        (
+            {"event_type": "call_ended", "payload": {"call": {"status": "completed"}}},
+            "payload.call.id",
+        ),
         ({"event_type": "call_ended", "payload": {"call": {"id": "   "}}}, "payload.call.id"),
         ([1, 2, 3], "JSON object"),
     ],

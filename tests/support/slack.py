@@ -17,7 +17,9 @@ OUTSIDER = "U0EVE"
 USERGROUPS = {"S0FINAPPR": APPROVERS, "S0FINLEADS": LEADS, "S0COLLECT": ["U0COL"]}
 
 
-def slack_headers(body: bytes, *, secret: str = SIGNING_SECRET, at: float | None = None) -> dict[str, str]:
+def slack_headers(
+    body: bytes, *, secret: str = SIGNING_SECRET, at: float | None = None
+) -> dict[str, str]:
     """Headers Slack sends with a request: timestamp and v0 signature of the raw body."""
     ts = str(int(at if at is not None else time.time()))
     base = b"v0:" + ts.encode() + b":" + body
@@ -50,7 +52,10 @@ def block_action(
         action["value"] = value
     if selected is not None:
         action["type"] = "static_select"
-        action["selected_option"] = {"value": selected, "text": {"type": "plain_text", "text": selected}}
+        action["selected_option"] = {
+            "value": selected,
+            "text": {"type": "plain_text", "text": selected},
+        }
     return {
         "type": "block_actions",
         "team": {"id": "T0TEST", "domain": "countersign-test"},

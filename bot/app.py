@@ -8,7 +8,9 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from slack_sdk.web.async_client import AsyncWebClient
@@ -17,6 +19,7 @@ from bot.clock import Clock, IdGenerator, random_id, system_clock
 from bot.decisions import DecisionService
 from bot.dialnexa import IncomingCall
 from bot.directory import Directory, SlackDirectory
+from bot.fetch import AnalysisFetcher, DialNexaClient
 from bot.ingest import Ingest, IngestResult
 from bot.metrics import Metrics
 from bot.outbox import OutboxWorker, Route
@@ -32,6 +35,8 @@ from storage.group_commit import GroupCommitter
 from storage.outbox import pending_count
 
 log = logging.getLogger(__name__)
+# DialNexa's analysis usually lands within 30 seconds of the call ending.
+ANALYSIS_DELAY = timedelta(seconds=20)
 
 
 @dataclass
@@ -45,6 +50,7 @@ class Deps:
     ids: IdGenerator = random_id
     metrics: Metrics = field(default_factory=Metrics)
     slack: AsyncWebClient | None = None
+    http: httpx.AsyncClient | None = None  # every outbound call but Slack
     directory: Directory | None = None
     socket_mode: bool = False
 
@@ -67,7 +73,20 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
         routes.update(publisher.routes())
     worker = OutboxWorker(db=deps.db, routes=routes, clock=deps.clock, metrics=deps.metrics)
 
-    ingest = Ingest(policy=deps.policy, clock=deps.clock, ids=deps.ids)
+    http = deps.http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+    api_key = deps.settings.dialnexa_api_key
+    ingest = Ingest(
+        policy=deps.policy,
+        clock=deps.clock,
+        ids=deps.ids,
+        await_analysis=ANALYSIS_DELAY if api_key else None,
+    )
+    if api_key is not None:
+        dialnexa = DialNexaClient(
+            http, base_url=deps.settings.dialnexa_api_url, api_key=api_key.get_secret_value()
+        )
+        fetcher = AnalysisFetcher(db=deps.db, client=dialnexa, ingest=ingest, clock=deps.clock)
+        routes["fetch_call"] = fetcher.route()
     committer: GroupCommitter[IncomingCall, IngestResult] = GroupCommitter(
         deps.db, ingest.apply, after_commit=worker.kick
     )
@@ -122,6 +141,8 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await committer.stop()
+            if deps.http is None:
+                await http.aclose()
 
     app = FastAPI(title="Countersign", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.deps = deps

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select, update
@@ -78,10 +78,20 @@ class _Plan:
 class Ingest:
     """The webhook's write: `apply` runs inside a (group-)commit transaction."""
 
-    def __init__(self, *, policy: Policy, clock: Clock, ids: IdGenerator) -> None:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        clock: Clock,
+        ids: IdGenerator,
+        await_analysis: timedelta | None = None,
+    ) -> None:
+        """`await_analysis`: when set, a call that arrives without its post-call analysis is
+        held back (status received, no card) and fetched from DialNexa after that delay."""
         self.policy = policy
         self.clock = clock
         self.ids = ids
+        self.await_analysis = await_analysis
 
     def _captured(self, analysis: dict[str, Any], unparsed: dict[str, str]) -> Captured:
         captured = capture(analysis, field_map=self.policy.fields)
@@ -166,6 +176,8 @@ class Ingest:
         return results
 
     def _plan_create(self, plan: _Plan, tx: Tx, call: IncomingCall, now: datetime) -> str:
+        if self.await_analysis is not None and not call.analysis:
+            return self._plan_awaiting(plan, tx, call, now, self.await_analysis)
         captured = self._captured(call.analysis, call.unparsed)
         sensitive = bool(call.redactions) or bool(captured.suppress)
         ev = evaluate(captured, policy=self.policy, sensitive=sensitive, now=now)
@@ -196,6 +208,48 @@ class Ingest:
                 "flags": values["flags"],
                 "redactions": sorted(call.redactions),
                 "unparsed": sorted(captured.unparsed),
+            },
+        )
+        return request_id
+
+    def _plan_awaiting(
+        self, plan: _Plan, tx: Tx, call: IncomingCall, now: datetime, delay: timedelta
+    ) -> str:
+        """Record the request as received and queue the fetch of its analysis; no card yet."""
+        request_id = self.ids("req")
+        plan.requests.append(
+            {
+                "id": request_id,
+                "call_id": call.id,
+                "intent": "unknown",
+                "resolved_by": "awaiting the post-call analysis",
+                "status": RequestStatus.RECEIVED.value,
+                "sensitive": bool(call.redactions),
+                "flags": ["sensitive"] if call.redactions else [],
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+        plan.outbox.append(
+            outbox_row(
+                kind="fetch_call",
+                key=f"fetch_call:{call.id}",
+                now=now,
+                delay=delay,
+                payload={"call_id": call.id, "request_id": request_id},
+            )
+        )
+        tx.audit.add(
+            at=now,
+            actor="dialnexa",
+            action="call.received",
+            subject=call.id,
+            details={
+                "event_type": call.event_type,
+                "request_id": request_id,
+                "status": RequestStatus.RECEIVED.value,
+                "awaiting_analysis": True,
+                "redactions": sorted(call.redactions),
             },
         )
         return request_id
@@ -244,6 +298,63 @@ class Ingest:
                 )
             )
 
+    async def reevaluate(self, tx: Tx, request_id: str, *, now: datetime) -> bool:
+        """Route an undecided request again from what its call holds now; False if decided.
+
+        Reminders are rescheduled, the card is posted if it never was (a call held back while
+        its analysis was awaited) or refreshed if it was.
+        """
+        request = (await tx.conn.execute(select(requests).where(requests.c.id == request_id))).one()
+        if request.status not in UNDECIDED or request.status == RequestStatus.ESCALATED:
+            return False
+        call = (await tx.conn.execute(select(calls).where(calls.c.id == request.call_id))).one()
+        captured = self._captured(call.analysis or {}, call.unparsed or {})
+        sensitive = bool(call.redactions) or bool(captured.suppress)
+        ev = evaluate(captured, policy=self.policy, sensitive=sensitive, now=now)
+        fields = {
+            "direction": call.direction,
+            "from_number": call.from_number,
+            "to_number": call.to_number,
+        }
+        values = self._request_values(captured, ev, fields, sensitive, now)
+        result = await tx.conn.execute(
+            update(requests)
+            .where(requests.c.id == request.id, requests.c.version == request.version)
+            .values(**values, version=request.version + 1, updated_at=now)
+        )
+        if result.rowcount != 1:
+            return False
+        await tx.conn.execute(
+            update(reminders)
+            .where(reminders.c.request_id == request.id, reminders.c.status == "pending")
+            .values(status="cancelled")
+        )
+        plan = _Plan()
+        self._plan_follow_up(plan, request.id, call.id, ev, now)
+        plan.outbox.append(
+            outbox_row(
+                kind="post_card",
+                key=f"post_card:{request.id}",
+                now=now,
+                payload={"request_id": request.id},
+            )
+        )
+        await plan.flush(tx)
+        posted = (
+            await tx.conn.execute(
+                select(card_messages.c.id).where(card_messages.c.request_id == request.id)
+            )
+        ).first()
+        if posted is not None:
+            await enqueue(
+                tx.conn,
+                kind="update_card",
+                now=now,
+                key=f"update_card:{request.id}:{request.version + 1}",
+                payload={"request_id": request.id},
+            )
+        return True
+
     async def _redelivery(self, tx: Tx, call: IncomingCall, now: datetime) -> IngestResult:
         stored = (await tx.conn.execute(select(calls).where(calls.c.id == call.id))).one()
         stored_fields = {k: getattr(stored, k) for k in call.fields}
@@ -282,44 +393,10 @@ class Ingest:
                 updated_at=now,
             )
         )
-        merged_fields = {**stored_fields, **{k: call.fields[k] for k in added}}
         request = (
             await tx.conn.execute(select(requests).where(requests.c.call_id == call.id))
         ).one()
-        reevaluated = False
-        if request.status in UNDECIDED and request.status != RequestStatus.ESCALATED:
-            captured = self._captured(analysis, unparsed)
-            sensitive = bool(redactions) or bool(captured.suppress)
-            ev = evaluate(captured, policy=self.policy, sensitive=sensitive, now=now)
-            values = self._request_values(captured, ev, merged_fields, sensitive, now)
-            result = await tx.conn.execute(
-                update(requests)
-                .where(requests.c.id == request.id, requests.c.version == request.version)
-                .values(**values, version=request.version + 1, updated_at=now)
-            )
-            if result.rowcount == 1:
-                reevaluated = True
-                await tx.conn.execute(
-                    update(reminders)
-                    .where(reminders.c.request_id == request.id, reminders.c.status == "pending")
-                    .values(status="cancelled")
-                )
-                plan = _Plan()
-                self._plan_follow_up(plan, request.id, call.id, ev, now)
-                await plan.flush(tx)
-                posted = (
-                    await tx.conn.execute(
-                        select(card_messages.c.id).where(card_messages.c.request_id == request.id)
-                    )
-                ).first()
-                if posted is not None:
-                    await enqueue(
-                        tx.conn,
-                        kind="update_card",
-                        now=now,
-                        key=f"update_card:{request.id}:{request.version + 1}",
-                        payload={"request_id": request.id},
-                    )
+        reevaluated = await self.reevaluate(tx, request.id, now=now)
         tx.audit.add(
             at=now,
             actor="dialnexa",

@@ -10,13 +10,13 @@ transient, logged with a correlation id, and retried until the route's last atte
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from bot.clock import Clock
 from bot.errors import CountersignError
@@ -122,19 +122,43 @@ class OutboxWorker:
             if await self.run_once() == 0:
                 return
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Loop until `stop` is set; errors in one round never end the loop."""
+    async def run(self, stop: asyncio.Event, *, concurrency: int = 16) -> None:
+        """Loop until `stop` is set, keeping up to `concurrency` rows in hand.
+
+        Rows are processed independently: a card waiting on a rate-limited channel does not
+        hold back an update or a write behind it. Errors in one round never end the loop.
+        """
+        inflight: set[asyncio.Task[None]] = set()
         while not stop.is_set():
-            try:
-                claimed = await self.run_once()
-            except Exception:
-                log.exception("outbox round failed; trying again shortly")
-                claimed = 0
-            if claimed:
+            room = concurrency - len(inflight)
+            claimed: list[OutboxTask] = []
+            if room > 0 and self.routes:
+                try:
+                    claimed = await claim(
+                        self.db,
+                        owner=self.owner,
+                        now=self.clock(),
+                        lease=self.lease,
+                        limit=min(room, self.batch),
+                        kinds=self.routes.keys(),
+                    )
+                except Exception:
+                    log.exception("outbox claim failed; trying again shortly")
+            for task in claimed:
+                job = asyncio.create_task(self._process(task))
+                inflight.add(job)
+                job.add_done_callback(inflight.discard)
+            if claimed and len(inflight) < concurrency:
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval)
+            waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+            waiters += list(inflight)
+            await asyncio.wait(
+                waiters, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiters[0].cancel()
+        if inflight:
+            await asyncio.gather(*inflight, return_exceptions=True)
 
     async def _process(self, task: OutboxTask) -> None:
         route = self.routes[task.kind]

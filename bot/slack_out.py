@@ -157,7 +157,7 @@ class SlackPublisher:
                     "ts": ts,
                     "posted_at": self.clock(),
                 },
-                key="id",
+                key=("request_id", "role"),
             )
             await _refresh_if_changed(tx, request_id, version, self.clock)
 

@@ -13,15 +13,23 @@ from storage.tables import outbox
 
 
 async def insert_ignore(
-    conn: AsyncConnection, table: Table, values: dict[str, Any], *, key: str
+    conn: AsyncConnection,
+    table: Table,
+    values: dict[str, Any],
+    *,
+    key: str | tuple[str, ...],
 ) -> bool:
-    """`INSERT … ON CONFLICT (key) DO NOTHING`; True when this call inserted the row."""
+    """`INSERT … ON CONFLICT (key) DO NOTHING`; True when this call inserted the row.
+
+    `key` names the unique column, or the columns of a unique constraint.
+    """
+    columns = [key] if isinstance(key, str) else list(key)
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
         dialect_insert(table)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=[key])
-        .returning(table.c[key])
+        .on_conflict_do_nothing(index_elements=columns)
+        .returning(table.c[columns[0]])
     )
     return (await conn.execute(stmt)).first() is not None
 

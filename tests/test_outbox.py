@@ -150,3 +150,37 @@ async def test_concurrent_claimers_take_each_row_exactly_once(db, clock):
     await asyncio.gather(*(claimer(f"w{i}") for i in range(6)))
     assert len(taken) == 300
     assert set(taken.values()) == {1}
+
+
+async def test_the_running_loop_keeps_a_slow_row_from_holding_back_others(db, clock):
+    await put(db, clock, 1, kind="slow")
+    await put(db, clock, 3, kind="fast")
+    release = asyncio.Event()
+    done: list[str] = []
+
+    async def slow(task: OutboxTask):
+        await release.wait()
+        done.append(task.idempotency_key)
+        return None
+
+    async def fast(task: OutboxTask):
+        done.append(task.idempotency_key)
+        return None
+
+    w = worker(db, clock, {"slow": Route(slow), "fast": Route(fast)}, poll_interval=0.01)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(w.run(stop, concurrency=4))
+    for _ in range(500):
+        if len(done) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(done) == ["fast:0", "fast:1", "fast:2"]
+    release.set()
+    for _ in range(500):
+        if len(done) == 4:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    w.kick()
+    await loop
+    assert {r.status for r in await rows(db, outbox)} == {"done"}

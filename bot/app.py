@@ -98,7 +98,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
     if client is not None:
         directory = deps.directory or SlackDirectory(client, clock=deps.clock)
         decisions = DecisionService(
-            db=deps.db, policy=deps.policy, directory=directory, clock=deps.clock
+            db=deps.db, policy=deps.policy, directory=directory, clock=deps.clock, ids=deps.ids
         )
         services = SlackServices(
             db=deps.db, decisions=decisions, clock=deps.clock, kick=worker.kick

@@ -307,6 +307,8 @@ class Ingest:
         request = (await tx.conn.execute(select(requests).where(requests.c.id == request_id))).one()
         if request.status not in UNDECIDED or request.status == RequestStatus.ESCALATED:
             return False
+        if request.resolved_by.startswith("set by "):
+            return False  # a person classified it; new analysis must not overrule them
         call = (await tx.conn.execute(select(calls).where(calls.c.id == request.call_id))).one()
         captured = self._captured(call.analysis or {}, call.unparsed or {})
         sensitive = bool(call.redactions) or bool(captured.suppress)

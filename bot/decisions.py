@@ -1,0 +1,513 @@
+"""Approve, reject, escalate, classify and retry: what people decide in Slack (DESIGN §7, §8).
+
+Every click goes through the same steps:
+
+1. Read the request and refuse what cannot succeed (`bot.authz.ensure_open`): already decided, or
+   not in a state the action applies to.
+2. Authorize the clicker (`bot.authz.Authorizer`) outside any transaction: a user-group lookup may
+   call Slack, and a SQLite write transaction must not hold the database while it waits on the
+   network. A refusal is audited in a transaction of its own and raised as `NotAuthorized`.
+3. In one write transaction: lock the request; if it changed since step 2, start again (the rules
+   may now say something else); if the clicked card is older than the request, queue its refresh
+   and raise `StaleCard`; otherwise compare-and-set the new state and add, in the same
+   transaction, the history row, the audit row, the outbox rows (decision write, card updates and
+   posts) and the cancellation of pending SLA nudges.
+
+The row lock makes racing clicks queue up, so the losers can be told who won; the
+compare-and-set guards (`… WHERE status IN (…) AND version = …`) would decide the race alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NoReturn
+
+from sqlalchemy import delete, insert, select, update
+
+from bot.authz import (
+    INTENT_SET,
+    WRITE_REQUEUED,
+    Action,
+    Authorizer,
+    BadInput,
+    RequestState,
+    closed,
+    ensure_open,
+    load_state,
+)
+from bot.clock import Clock, IdGenerator, random_id
+from bot.directory import Directory
+from bot.domain import POLYGON_INTENTS, Captured, Intent, ReminderKind, RequestStatus, WriteStatus
+from bot.errors import AlreadyDecided, NotAuthorized
+from bot.policy import Escalation, Evaluation, Policy, evaluate
+from bot.redaction import redact_text
+from storage.db import Database, Tx
+from storage.outbox import requeue
+from storage.queries import enqueue
+from storage.requests import card_copies
+from storage.tables import approvals, decisions, outbox, reminders, requests
+
+__all__ = ["Action", "BadInput", "DecisionService", "Outcome", "StaleCard", "write_key"]
+
+MAX_REASON = 2000
+ALREADY_APPROVED = "You already approved; a second, different approver is needed."
+_DECIDING = (RequestStatus.PENDING, RequestStatus.ESCALATED)
+_ATTEMPTS = 5  # each retry needs the request to have changed under the click; few ever happen
+
+
+class StaleCard(AlreadyDecided):
+    """The clicked card is older than the request; a refresh of every copy has been queued."""
+
+    user_message = (
+        "This request changed since the card was shown. Review the refreshed card and try again."
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a click did: the request's status now, and a sentence for the clicker alone."""
+
+    request_id: str
+    status: RequestStatus
+    notice: str | None = None
+
+
+class _Change:
+    """One click's write transaction on one locked request: the pieces every action combines."""
+
+    def __init__(self, tx: Tx, cur: RequestState, now: datetime, user_id: str) -> None:
+        self.tx, self.conn, self.cur, self.now, self.user_id = tx, tx.conn, cur, now, user_id
+
+    async def set(self, statuses: tuple[RequestStatus, ...], **values: Any) -> int:
+        """The compare-and-set; returns the new version, or names who got there first."""
+        cur = self.cur
+        result = await self.conn.execute(
+            update(requests)
+            .where(
+                requests.c.id == cur.id,
+                requests.c.status.in_([status.value for status in statuses]),
+                requests.c.version == cur.version,
+            )
+            .values(version=requests.c.version + 1, updated_at=self.now, **values)
+        )
+        if result.rowcount != 1:
+            latest = await load_state(self.conn, cur.id)
+            raise AlreadyDecided(closed(latest) or StaleCard.user_message)
+        return cur.version + 1
+
+    async def record(
+        self, history: str | None, audit: str, *, reason: str | None = None, **details: Any
+    ) -> None:
+        """The request's history row (when `history` is given) and the audit row."""
+        if history is not None:
+            await self.conn.execute(
+                insert(decisions).values(
+                    request_id=self.cur.id,
+                    action=history,
+                    user_id=self.user_id,
+                    reason=reason,
+                    at=self.now,
+                )
+            )
+        if reason is not None:
+            details["reason"] = reason
+        self.tx.audit.add(
+            at=self.now,
+            actor=self.user_id,
+            action=audit,
+            subject=self.cur.id,
+            details={"call_id": self.cur.call_id, **details},
+        )
+
+    async def refresh(self, version: int, *, cancel_nudges: bool = False) -> None:
+        """Queue the rebuild of every card copy; optionally cancel the approvers' SLA nudges."""
+        await self.queue("update_card", f"update_card:{self.cur.id}:{version}")
+        if cancel_nudges:
+            # Someone acted: nudging the approvers about this request would be noise now.
+            await self.conn.execute(
+                update(reminders)
+                .where(
+                    reminders.c.request_id == self.cur.id,
+                    reminders.c.status == "pending",
+                    reminders.c.kind == ReminderKind.SLA_NUDGE.value,
+                )
+                .values(status="cancelled")
+            )
+
+    async def post_card(self, role: str) -> None:
+        """Queue another copy of the card (the escalation copy, or the routed one)."""
+        await self.queue("post_card", f"post_card:{self.cur.id}:{role}", role=role)
+
+    async def queue_write(self, intent: Intent | None = None) -> None:
+        """Queue the decision write under `<call_id>:<intent>`, the key every retry reuses."""
+        await self.queue("decision_write", write_key(self.cur.call_id, intent or self.cur.intent))
+
+    async def queue(self, kind: str, key: str, **payload: Any) -> None:
+        """Queue outbox work about this request under an idempotency key."""
+        payload = {"request_id": self.cur.id, **payload}
+        await enqueue(self.conn, kind=kind, key=key, now=self.now, payload=payload)
+
+
+Step = Callable[[_Change], Awaitable[Outcome]]
+
+
+class DecisionService:
+    """The business rules and transactions behind every Slack button; listeners only render."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        policy: Policy,
+        directory: Directory,
+        clock: Clock,
+        ids: IdGenerator = random_id,
+    ) -> None:
+        self.db = db
+        self.policy = policy
+        self.clock = clock
+        self.ids = ids  # names the reminders a re-classification plans
+        self.authorizer = Authorizer(policy=policy, directory=directory)
+
+    async def authorize(self, *, request_id: str, user_id: str, action: str) -> None:
+        """Refuse a click before a form opens: NotAuthorized (audited), AlreadyDecided, BadInput.
+
+        It also checks that the request is still open to `action`, so no one types a reason for
+        a request that was decided meanwhile.
+        """
+        try:
+            act = Action(action)
+        except ValueError:
+            raise BadInput(f"Unknown action {action!r}.") from None
+        state = await self._read(request_id)
+        ensure_open(state, act)
+        await self._authorize(state, user_id, act)
+
+    async def approve(self, *, request_id: str, user_id: str, version: int | None) -> Outcome:
+        """Approve; a two-person request is decided by its second distinct approver."""
+
+        async def step(c: _Change) -> Outcome:
+            cur, now = c.cur, c.now
+            if user_id in cur.approvals:
+                raise NotAuthorized(ALREADY_APPROVED)
+            await c.conn.execute(
+                insert(approvals).values(request_id=cur.id, user_id=user_id, at=now)
+            )
+            given = [*cur.approvals, user_id]
+            if len(given) < cur.required_approvals:
+                new_version = await c.set(_DECIDING)
+                await c.record(
+                    f"approval_{len(given)}",
+                    "request.approval_recorded",
+                    approvals=given,
+                    required=cur.required_approvals,
+                    version=new_version,
+                )
+                await c.refresh(new_version)
+                notice = (
+                    f"Approval recorded ({len(given)} of {cur.required_approvals}). "
+                    "A second approver is needed."
+                )
+                return Outcome(cur.id, cur.status, notice)
+            new_version = await c.set(
+                _DECIDING,
+                status=RequestStatus.APPROVED.value,
+                decided_by=user_id,
+                decided_at=now,
+                write_status=WriteStatus.QUEUED.value,
+            )
+            await c.record(
+                "approved",
+                "request.approved",
+                intent=cur.intent,
+                approvals=given,
+                version=new_version,
+            )
+            await c.queue_write()
+            await c.refresh(new_version, cancel_nudges=True)
+            return Outcome(
+                cur.id, RequestStatus.APPROVED, "Approved; the decision is being written."
+            )
+
+        return await self._run(request_id, user_id, Action.APPROVE, version, step)
+
+    async def reject(
+        self, *, request_id: str, user_id: str, reason: str, version: int | None = None
+    ) -> Outcome:
+        """Reject with a reason; billing rejections are written to the system of record too."""
+        text = _reason(reason, "reject")
+
+        async def step(c: _Change) -> Outcome:
+            # A Polygon.io action exists only to carry out an approval; a rejection writes nothing.
+            writes = c.cur.intent not in POLYGON_INTENTS
+            extra = {"write_status": WriteStatus.QUEUED.value} if writes else {}
+            new_version = await c.set(
+                _DECIDING,
+                status=RequestStatus.REJECTED.value,
+                decided_by=user_id,
+                decided_at=c.now,
+                decision_reason=text,
+                **extra,
+            )
+            await c.record(
+                "rejected",
+                "request.rejected",
+                reason=text,
+                intent=c.cur.intent,
+                written=writes,
+                version=new_version,
+            )
+            if writes:
+                await c.queue_write()
+            await c.refresh(new_version, cancel_nudges=True)
+            notice = "Rejected; the decision is being written." if writes else "Rejected."
+            return Outcome(c.cur.id, RequestStatus.REJECTED, notice)
+
+        return await self._run(request_id, user_id, Action.REJECT, version, step)
+
+    async def escalate(
+        self, *, request_id: str, user_id: str, reason: str, version: int | None = None
+    ) -> Outcome:
+        """Hand a pending request to its escalation group, with a card copy in their channel."""
+        text = _reason(reason, "escalate")
+
+        async def step(c: _Change) -> Outcome:
+            channel = self._escalation(c.cur.intent).channel
+            new_version = await c.set(
+                (RequestStatus.PENDING,),
+                status=RequestStatus.ESCALATED.value,
+                escalated_by=user_id,
+                escalated_at=c.now,
+                escalation_reason=text,
+                escalation_channel=channel,
+            )
+            # Escalating says "not me": an approval the escalator gave earlier must not count.
+            withdrawn = await c.conn.execute(
+                delete(approvals).where(
+                    approvals.c.request_id == c.cur.id, approvals.c.user_id == user_id
+                )
+            )
+            await c.record(
+                "escalated",
+                "request.escalated",
+                reason=text,
+                channel=channel,
+                approval_withdrawn=withdrawn.rowcount > 0,
+                version=new_version,
+            )
+            await c.refresh(new_version, cancel_nudges=True)
+            await c.post_card("escalation")
+            return Outcome(c.cur.id, RequestStatus.ESCALATED, f"Escalated to <#{channel}>.")
+
+        return await self._run(request_id, user_id, Action.ESCALATE, version, step)
+
+    async def set_intent(self, *, request_id: str, user_id: str, intent: Intent) -> Outcome:
+        """Classify a triage (or low-confidence) request and route it as the policy says."""
+        if intent is Intent.UNKNOWN:
+            raise BadInput("Choose the intent this call is about.")
+
+        async def step(c: _Change) -> Outcome:
+            captured = Captured.model_validate(c.cur.captured).model_copy(
+                update={"intent": intent.value, "intent_confidence": Decimal(1)}
+            )
+            ev = evaluate(captured, policy=self.policy, sensitive=c.cur.sensitive, now=c.now)
+            new_version = await self._reroute(c, captured, ev)
+            auto = ev.status is RequestStatus.AUTO_APPROVED
+            if auto:
+                await c.queue_write(ev.intent)
+            await c.refresh(new_version)
+            routed = await _needs_routed_copy(c, ev.channel)
+            if routed:
+                await c.post_card("routed")
+            notice = f"Classified as {ev.intent.value}"
+            if auto:
+                notice += f" and auto-approved by policy ({ev.auto_approve_rule})"
+            notice += f"; the card is posted in <#{ev.channel}>." if routed else "."
+            return Outcome(c.cur.id, ev.status, notice)
+
+        return await self._run(request_id, user_id, Action.SET_INTENT, None, step)
+
+    async def retry_write(self, *, request_id: str, user_id: str) -> Outcome:
+        """Queue a dead decision write again under its original idempotency key."""
+
+        async def step(c: _Change) -> Outcome:
+            key = write_key(c.cur.call_id, c.cur.intent)
+            # Fenced on the outbox row being dead: of many clicks, one puts it back in line.
+            if not await requeue(c.tx, key=key, now=c.now):
+                raise AlreadyDecided(WRITE_REQUEUED)
+            result = await c.conn.execute(
+                update(requests)
+                .where(
+                    requests.c.id == c.cur.id,
+                    requests.c.version == c.cur.version,
+                    requests.c.write_status == WriteStatus.DEAD.value,
+                )
+                .values(
+                    write_status=WriteStatus.QUEUED.value,
+                    write_error=None,
+                    version=c.cur.version + 1,
+                    updated_at=c.now,
+                )
+            )
+            if result.rowcount != 1:
+                raise AlreadyDecided(WRITE_REQUEUED)
+            await c.record(None, "write.requeued", key=key, version=c.cur.version + 1)
+            await c.refresh(c.cur.version + 1)
+            return Outcome(c.cur.id, c.cur.status, "The write is queued again.")
+
+        return await self._run(request_id, user_id, Action.RETRY_WRITE, None, step)
+
+    # -- the shared shape -------------------------------------------------------------------------
+
+    async def _run(
+        self, request_id: str, user_id: str, action: Action, version: int | None, step: Step
+    ) -> Outcome:
+        for _ in range(_ATTEMPTS):
+            seen = await self._read(request_id)
+            ensure_open(seen, action)
+            await self._authorize(seen, user_id, action)
+            stale = False
+            outcome: Outcome | None = None
+            try:
+                async with self.db.transaction() as tx:
+                    current = await load_state(tx.conn, request_id, lock=True)
+                    change = _Change(tx, current, self.clock(), user_id)
+                    ensure_open(current, action)
+                    if version is not None and version != current.version:
+                        stale = True
+                        await change.refresh(current.version)
+                    elif current.version == seen.version:
+                        outcome = await step(change)
+                    # Otherwise it changed after the click was authorized: authorize it again.
+            except NotAuthorized as refusal:  # a rule only the locked state can check
+                await self._refuse(request_id, user_id, action, refusal.user_message)
+            if stale:
+                raise StaleCard()
+            if outcome is not None:
+                return outcome
+        raise StaleCard()  # changing faster than the clicks land; the card shows the latest
+
+    async def _read(self, request_id: str) -> RequestState:
+        async with self.db.read() as conn:
+            return await load_state(conn, request_id)
+
+    async def _authorize(self, state: RequestState, user_id: str, action: Action) -> None:
+        reason = await self.authorizer.refusal(state, user_id=user_id, action=action)
+        if reason is not None:
+            await self._refuse(state.id, user_id, action, reason)
+
+    async def _refuse(self, request_id: str, user_id: str, action: Action, reason: str) -> NoReturn:
+        # Its own transaction: the click changed nothing, but the attempt is on the record.
+        async with self.db.transaction() as tx:
+            tx.audit.add(
+                at=self.clock(),
+                actor=user_id,
+                action="request.refused",
+                subject=request_id,
+                details={"user": user_id, "action": action.value, "reason": reason},
+            )
+        raise NotAuthorized(reason)
+
+    async def _reroute(self, c: _Change, captured: Captured, ev: Evaluation) -> int:
+        """Store a re-evaluation made by `c.user_id`: request row, reminders, history, alert."""
+        cur, now = c.cur, c.now
+        auto = ev.status is RequestStatus.AUTO_APPROVED
+        decided = {"decided_at": now, "decision_reason": ev.auto_approve_rule} if auto else {}
+        version = await c.set(
+            (RequestStatus.TRIAGE, RequestStatus.PENDING),
+            intent=ev.intent.value,
+            resolved_by=f"set by <@{c.user_id}>",
+            status=ev.status.value,
+            channel=ev.channel,
+            flags=[flag.value for flag in ev.flags],
+            alerts=list(ev.alerts),
+            captured=captured.model_dump(mode="json", exclude_defaults=True),
+            required_approvals=ev.required_approvals,
+            auto_approve_rule=ev.auto_approve_rule,
+            write_status=(WriteStatus.QUEUED if auto else WriteStatus.NONE).value,
+            **decided,
+        )
+        # Approvals were given to the request as classified before; they do not carry over.
+        await c.conn.execute(delete(approvals).where(approvals.c.request_id == cur.id))
+        # The old classification's reminders go; the new one brings its own.
+        await c.conn.execute(
+            update(reminders)
+            .where(reminders.c.request_id == cur.id, reminders.c.status == "pending")
+            .values(status="cancelled")
+        )
+        planned: list[dict[str, Any]] = [
+            {
+                "id": self.ids("rem"),
+                "request_id": cur.id,
+                "kind": reminder.kind.value,
+                "due_at": reminder.due_at,
+                "status": "pending",
+                "payload": {},
+                "created_at": now,
+            }
+            for reminder in ev.reminders
+        ]
+        if planned:
+            await c.conn.execute(insert(reminders), planned)
+        await c.record(
+            INTENT_SET,
+            "request.intent_set",
+            reason=f"{cur.intent.value} → {ev.intent.value}",
+            status=ev.status,
+            channel=ev.channel,
+            approvals_cleared=list(cur.approvals),
+            version=version,
+        )
+        if auto:
+            rule = ev.auto_approve_rule
+            await c.conn.execute(
+                insert(decisions).values(
+                    request_id=cur.id, action="auto_approved", reason=rule, at=now
+                )
+            )
+        if ev.alerts:
+            # Keyed per request, as at ingest: finance hears about a request once.
+            await c.queue("alert", f"alert:{cur.id}", reasons=list(ev.alerts))
+        return version
+
+    def _escalation(self, intent: Intent) -> Escalation:
+        # Typed as optional so a policy schema that makes the key optional is refused clearly.
+        escalation: Escalation | None = self.policy.for_intent(intent).escalate_to
+        if escalation is None:
+            raise BadInput(
+                f"No escalation is configured for {intent.value}: "
+                f"set intents.{intent.value}.escalate_to in the policy."
+            )
+        return escalation
+
+
+async def _needs_routed_copy(c: _Change, channel: str) -> bool:
+    """True when no copy of the card is in `channel`, or on its way there."""
+    posted = {where for _, where, _ in await card_copies(c.conn, c.cur.id)}
+    if posted:
+        return channel not in posted
+    first_post = await c.conn.execute(
+        select(outbox.c.id).where(
+            outbox.c.idempotency_key == f"post_card:{c.cur.id}", outbox.c.status == "pending"
+        )
+    )
+    # A first post still waiting renders the request as it is then: in its new channel.
+    return first_post.first() is None and channel != c.cur.channel
+
+
+def write_key(call_id: str, intent: Intent) -> str:
+    """The decision write's idempotency key: the same on every attempt and every retry."""
+    return f"{call_id}:{intent.value}"
+
+
+def _reason(text: str, verb: str) -> str:
+    cleaned = (text or "").strip()
+    if not cleaned:
+        raise BadInput(f"Give a reason to {verb}; the card shows it and the audit log keeps it.")
+    if len(cleaned) > MAX_REASON:
+        raise BadInput(f"Keep the reason to {MAX_REASON:,} characters (it has {len(cleaned):,}).")
+    # Typed into a form by a person: it may hold a card or account number read out on the call.
+    return redact_text(cleaned).text

@@ -33,6 +33,7 @@ from handlers import health, webhook
 from storage.db import Database
 from storage.group_commit import GroupCommitter
 from storage.outbox import pending_count
+from storage.transactions import Transactions
 
 log = logging.getLogger(__name__)
 # DialNexa's analysis usually lands within 30 seconds of the call ending.
@@ -94,11 +95,17 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
         secrets=deps.settings.webhook_secrets, committer=committer, metrics=deps.metrics
     )
 
+    transactions = Transactions(deps.db)
     bolt = None
     if client is not None:
         directory = deps.directory or SlackDirectory(client, clock=deps.clock)
         decisions = DecisionService(
-            db=deps.db, policy=deps.policy, directory=directory, clock=deps.clock, ids=deps.ids
+            db=deps.db,
+            policy=deps.policy,
+            directory=directory,
+            clock=deps.clock,
+            ids=deps.ids,
+            transactions=transactions,
         )
         services = SlackServices(
             db=deps.db, decisions=decisions, clock=deps.clock, kick=worker.kick
@@ -113,6 +120,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await committer.start()
+        await transactions.start()
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         socket = None
@@ -140,6 +148,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await transactions.stop()
             await committer.stop()
             if deps.http is None:
                 await http.aclose()

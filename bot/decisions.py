@@ -7,14 +7,13 @@ Every click goes through the same steps:
 2. Authorize the clicker (`bot.authz.Authorizer`) outside any transaction: a user-group lookup may
    call Slack, and a SQLite write transaction must not hold the database while it waits on the
    network. A refusal is audited in a transaction of its own and raised as `NotAuthorized`.
-3. In one write transaction: lock the request; if it changed since step 2, start again (the rules
-   may now say something else); if the clicked card is older than the request, queue its refresh
-   and raise `StaleCard`; otherwise compare-and-set the new state and add, in the same
-   transaction, the history row, the audit row, the outbox rows (decision write, card updates and
-   posts) and the cancellation of pending SLA nudges.
-
-The row lock makes racing clicks queue up, so the losers can be told who won; the
-compare-and-set guards (`… WHERE status IN (…) AND version = …`) would decide the race alone.
+3. If the clicked card is older than the request, queue its refresh and raise `StaleCard`.
+4. In one write transaction (shared with clicks arriving at the same moment, each in its own
+   savepoint: storage/transactions.py): compare-and-set the new state guarded on the status and
+   on the version read in step 1, and add the history row, the audit row, the outbox rows
+   (decision write, card updates and posts) and the cancellation of pending SLA nudges. A win
+   proves nothing changed since the click was authorized; a loss either names who decided, or,
+   when the request changed but is still open, starts again from step 1.
 """
 
 from __future__ import annotations
@@ -49,6 +48,7 @@ from storage.outbox import requeue
 from storage.queries import enqueue
 from storage.requests import card_copies
 from storage.tables import approvals, decisions, outbox, reminders, requests
+from storage.transactions import Transactions
 
 __all__ = ["Action", "BadInput", "DecisionService", "Outcome", "StaleCard", "write_key"]
 
@@ -75,6 +75,10 @@ class Outcome:
     notice: str | None = None
 
 
+class _Changed(Exception):
+    """The request changed between authorization and the compare-and-set, and is still open."""
+
+
 class _Change:
     """One click's write transaction on one locked request: the pieces every action combines."""
 
@@ -82,7 +86,11 @@ class _Change:
         self.tx, self.conn, self.cur, self.now, self.user_id = tx, tx.conn, cur, now, user_id
 
     async def set(self, statuses: tuple[RequestStatus, ...], **values: Any) -> int:
-        """The compare-and-set; returns the new version, or names who got there first."""
+        """The compare-and-set; returns the new version, or names who got there first.
+
+        Guarded on the version the click was authorized against, so a win proves nothing
+        changed in between; a request that changed but is still open is tried again.
+        """
         cur = self.cur
         result = await self.conn.execute(
             update(requests)
@@ -95,7 +103,10 @@ class _Change:
         )
         if result.rowcount != 1:
             latest = await load_state(self.conn, cur.id)
-            raise AlreadyDecided(closed(latest) or StaleCard.user_message)
+            message = closed(latest)
+            if message:
+                raise AlreadyDecided(message)
+            raise _Changed()
         return cur.version + 1
 
     async def record(
@@ -165,8 +176,11 @@ class DecisionService:
         directory: Directory,
         clock: Clock,
         ids: IdGenerator = random_id,
+        transactions: Transactions | None = None,
     ) -> None:
+        """`transactions` lets concurrent clicks share a commit (see storage/transactions.py)."""
         self.db = db
+        self.transactions = transactions or Transactions(db)
         self.policy = policy
         self.clock = clock
         self.ids = ids  # names the reminders a re-classification plans
@@ -369,25 +383,23 @@ class DecisionService:
             seen = await self._read(request_id)
             ensure_open(seen, action)
             await self._authorize(seen, user_id, action)
-            stale = False
-            outcome: Outcome | None = None
-            try:
-                async with self.db.transaction() as tx:
-                    current = await load_state(tx.conn, request_id, lock=True)
-                    change = _Change(tx, current, self.clock(), user_id)
-                    ensure_open(current, action)
-                    if version is not None and version != current.version:
-                        stale = True
-                        await change.refresh(current.version)
-                    elif current.version == seen.version:
-                        outcome = await step(change)
-                    # Otherwise it changed after the click was authorized: authorize it again.
-            except NotAuthorized as refusal:  # a rule only the locked state can check
-                await self._refuse(request_id, user_id, action, refusal.user_message)
-            if stale:
+            if version is not None and version != seen.version:
+
+                async def refresh(tx: Tx, seen: RequestState = seen) -> None:
+                    await _Change(tx, seen, self.clock(), user_id).refresh(seen.version)
+
+                await self.transactions.run(refresh)
                 raise StaleCard()
-            if outcome is not None:
-                return outcome
+
+            async def body(tx: Tx, seen: RequestState = seen) -> Outcome:
+                return await step(_Change(tx, seen, self.clock(), user_id))
+
+            try:
+                return await self.transactions.run(body)
+            except NotAuthorized as refusal:  # a rule only the step can check
+                await self._refuse(request_id, user_id, action, refusal.user_message)
+            except _Changed:
+                continue  # changed after the click was authorized: read and authorize again
         raise StaleCard()  # changing faster than the clicks land; the card shows the latest
 
     async def _read(self, request_id: str) -> RequestState:
@@ -401,7 +413,7 @@ class DecisionService:
 
     async def _refuse(self, request_id: str, user_id: str, action: Action, reason: str) -> NoReturn:
         # Its own transaction: the click changed nothing, but the attempt is on the record.
-        async with self.db.transaction() as tx:
+        async def record(tx: Tx) -> None:
             tx.audit.add(
                 at=self.clock(),
                 actor=user_id,
@@ -409,6 +421,8 @@ class DecisionService:
                 subject=request_id,
                 details={"user": user_id, "action": action.value, "reason": reason},
             )
+
+        await self.transactions.run(record)
         raise NotAuthorized(reason)
 
     async def _reroute(self, c: _Change, captured: Captured, ev: Evaluation) -> int:

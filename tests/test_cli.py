@@ -115,3 +115,14 @@ def test_first_run_of_serve_writes_env_and_answers(tmp_path):
         if line.startswith("DIALNEXA_WEBHOOK_SECRET=")
     )
     assert secret not in output
+
+
+def test_socket_mode_needs_an_app_token(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DIALNEXA_WEBHOOK_SECRET", "whsec_check")
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-placeholder")
+    result = CliRunner().invoke(cli, ["serve", "--socket-mode"])
+    assert result.exit_code == 2
+    assert "SLACK_APP_TOKEN" in result.output

@@ -337,3 +337,31 @@ async def test_without_slack_configured_events_get_a_clear_503(client):
     resp = await client.post("/slack/events", content=b"payload=%7B%7D")
     assert resp.status_code == 503
     assert "SLACK_BOT_TOKEN" in resp.json()["error"]
+
+
+async def test_auto_approval_posts_a_card_without_buttons_and_queues_the_write(world):
+    resend = make_call(
+        id="call_flow_auto",
+        analysis={"intent": "invoice_resend", "invoice_number": "INV-77", "email_verified": "true"},
+    )
+    await world.call(resend)
+    (req,) = await rows(world.db, requests)
+    assert req.status == "auto_approved"
+    assert await count(world.db, outbox, kind="decision_write") == 1
+    await world.drain()
+    card = world.card("C0BILLING")
+    assert "Auto-approved by policy" in text_of(card["blocks"])
+    assert buttons(card["blocks"]) == {}
+
+
+async def test_every_copy_of_a_card_is_updated_after_the_decision(world):
+    card = await posted_refund(world)
+    ref = buttons(card["blocks"])["escalate"]["value"]
+    await world.submit_reason("U0ANA", SlackId.ESCALATE_REASON, ref, "Needs a lead")
+    await world.drain()
+    await world.click("U0LEAD", "approve", world.card("C0FINLEADS"))
+    await world.drain()
+    for channel in ("C0REFUNDS", "C0FINLEADS"):
+        shown = world.card(channel)
+        assert "<@U0LEAD>" in text_of(shown["blocks"]), channel
+        assert "approve" not in buttons(shown["blocks"]), channel

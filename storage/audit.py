@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from storage.queries import insert_ignore
 from storage.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -64,7 +65,11 @@ class AuditBuffer:
         if conn.dialect.name == "postgresql":
             query = query.with_for_update()
         head = (await conn.execute(query)).first()
-        seq, prev = (head.seq, head.hash) if head else (0, GENESIS)
+        if head is None:
+            # The first appends ever may race: whoever creates the head row, all then lock it.
+            await insert_ignore(conn, audit_head, {"id": 1, "seq": 0, "hash": GENESIS}, key="id")
+            head = (await conn.execute(query)).one()
+        seq, prev = head.seq, head.hash
         out = []
         for row in self.rows:
             seq += 1
@@ -75,12 +80,9 @@ class AuditBuffer:
             out.append({**row, "details": details, "seq": seq, "prev_hash": prev, "hash": digest})
             prev = digest
         await conn.execute(insert(audit_log), out)
-        if head is None:
-            await conn.execute(insert(audit_head).values(id=1, seq=seq, hash=prev))
-        else:
-            await conn.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev)
-            )
+        await conn.execute(
+            update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=prev)
+        )
         self.rows.clear()
 
 

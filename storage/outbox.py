@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, any_, func, or_, select, update
 
 from storage.db import Database, Tx
 from storage.tables import outbox
@@ -64,10 +64,16 @@ async def claim(
         .limit(limit)
     )
     if db.dialect == "postgresql":
-        pick = pick.with_for_update(skip_locked=True)
+        # `id = ANY(ARRAY(subquery))` runs the locking subquery once; PostgreSQL may plan
+        # `id IN (subquery)` as a loop that re-runs it per row and so ignores the LIMIT.
+        chosen = outbox.c.id == any_(
+            func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
+        )
+    else:
+        chosen = outbox.c.id.in_(pick.scalar_subquery())
     stmt = (
         update(outbox)
-        .where(outbox.c.id.in_(pick.scalar_subquery()), _due(now, kinds))
+        .where(chosen, _due(now, kinds))
         .values(
             lease_owner=owner,
             lease_expires_at=now + lease,

@@ -184,3 +184,23 @@ async def test_the_running_loop_keeps_a_slow_row_from_holding_back_others(db, cl
     w.kick()
     await loop
     assert {r.status for r in await rows(db, outbox)} == {"done"}
+
+
+async def test_a_claim_takes_no_more_than_its_limit(db, clock):
+    await put(db, clock, 45)
+    tasks = await claim(db, owner="a", now=clock(), lease=timedelta(minutes=1), limit=4)
+    assert len(tasks) == 4
+    assert len(await rows(db, outbox, lease_owner="a")) == 4
+
+
+async def test_first_audit_rows_written_concurrently_form_one_chain(db, clock):
+    from storage.audit import verify_chain
+    from storage.tables import audit_log
+
+    async def append(n: int) -> None:
+        async with db.transaction() as tx:
+            tx.audit.add(at=clock(), actor="t", action="test", subject=f"s{n}", details={})
+
+    await asyncio.gather(*(append(n) for n in range(8)))
+    ordered = sorted(await rows(db, audit_log), key=lambda r: r.seq)
+    assert await verify_chain(ordered) == (8, None)

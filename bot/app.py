@@ -29,6 +29,7 @@ from bot.settings import Settings
 from bot.slack_app import build_bolt, slack_client
 from bot.slack_out import SLACK_KINDS, SlackPublisher
 from bot.webhook import WebhookService
+from bot.writes import write_routes
 from handlers import health, webhook
 from storage.db import Database
 from storage.group_commit import GroupCommitter
@@ -69,6 +70,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
     """Build the HTTP app: routes, and (unless `workers` is False) the outbox worker."""
     client = _slack(deps)
     routes: dict[str, Route] = {}
+    publisher = None
     if client is not None:
         publisher = SlackPublisher(db=deps.db, client=client, policy=deps.policy, clock=deps.clock)
         routes.update(publisher.routes())
@@ -81,6 +83,17 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
         clock=deps.clock,
         ids=deps.ids,
         await_analysis=ANALYSIS_DELAY if api_key else None,
+    )
+    routes.update(
+        write_routes(
+            db=deps.db,
+            settings=deps.settings,
+            policy=deps.policy,
+            clock=deps.clock,
+            http=http,
+            slack=client,
+            limiter=publisher.limiter if publisher is not None else None,
+        )
     )
     if api_key is not None:
         dialnexa = DialNexaClient(

@@ -130,6 +130,8 @@ class OutboxWorker:
         """
         inflight: set[asyncio.Task[None]] = set()
         while not stop.is_set():
+            # Cleared before claiming, so a kick that lands during the claim is not lost.
+            self._wake.clear()
             room = concurrency - len(inflight)
             claimed: list[OutboxTask] = []
             if room > 0 and self.routes:
@@ -150,7 +152,6 @@ class OutboxWorker:
                 job.add_done_callback(inflight.discard)
             if claimed and len(inflight) < concurrency:
                 continue
-            self._wake.clear()
             waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
             waiters += list(inflight)
             await asyncio.wait(

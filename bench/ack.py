@@ -314,7 +314,8 @@ async def run(args: argparse.Namespace) -> None:
         db = Database(async_database_url(database_url))
         if database_url.startswith("postgresql"):
             async with db.writer.begin() as conn:
-                await conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
             subprocess.run(
                 [str(Path(sys.executable).with_name("countersign")), "db", "upgrade"],
                 env=env,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -11,6 +11,9 @@ from pydantic import ValidationError
 from bot.errors import ConfigError
 from bot.policy import Policy
 from bot.settings import Settings, async_database_url, write_dev_env
+
+if TYPE_CHECKING:
+    from bot.app import Deps
 
 cli = typer.Typer(
     help="Countersign: finance approvals for DialNexa calls, in Slack.",
@@ -48,6 +51,31 @@ def _policy(settings: Settings) -> Policy:
         raise _fail(str(exc)) from None
 
 
+def _prepare(*, socket_mode: bool = False, write_env: bool = False) -> Deps:
+    """Settings, policy and database for a long-running command; migrates SQLite."""
+    from bot.app import Deps
+    from bot.logs import configure
+    from storage.db import Database
+    from storage.migrate import upgrade
+
+    configure()
+    if write_env and write_dev_env(Path(".env")):
+        typer.echo(
+            "countersign: no configuration found, so wrote .env with fresh development secrets "
+            "(git-ignored). Add SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET there to connect Slack."
+        )
+    settings = _settings(socket_mode=socket_mode)
+    policy = _policy(settings)
+    if settings.database_url.startswith("sqlite"):
+        upgrade(settings.database_url)
+    return Deps(
+        settings=settings,
+        db=Database(async_database_url(settings.database_url)),
+        policy=policy,
+        socket_mode=socket_mode,
+    )
+
+
 @cli.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -60,30 +88,53 @@ def serve(
     """Run the service: HTTP routes plus the outbox workers and the scheduler."""
     import uvicorn
 
-    from bot.app import Deps, create_app
-    from bot.logs import configure
-    from storage.db import Database
-    from storage.migrate import upgrade
+    from bot.app import create_app
 
-    configure()
-    if write_dev_env(Path(".env")):
-        typer.echo(
-            "countersign: no configuration found, so wrote .env with fresh development secrets "
-            "(git-ignored). Add SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET there to connect Slack."
-        )
-    settings = _settings(socket_mode=socket_mode)
-    policy = _policy(settings)
-    if settings.database_url.startswith("sqlite"):
-        upgrade(settings.database_url)
-    deps = Deps(
-        settings=settings,
-        db=Database(async_database_url(settings.database_url)),
-        policy=policy,
-        socket_mode=socket_mode,
-    )
+    deps = _prepare(socket_mode=socket_mode, write_env=True)
     app = create_app(deps, workers=not no_workers)
     typer.echo(f"countersign: listening on http://{host}:{port} (POST /dialnexa/webhook)")
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+@cli.command()
+def worker() -> None:
+    """Run only the outbox workers and the scheduler (add these to scale out)."""
+    import asyncio
+    import signal
+
+    from bot.app import create_app
+
+    deps = _prepare()
+    app = create_app(deps, workers=True)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with app.router.lifespan_context(app):
+            typer.echo("countersign: worker running (outbox and scheduler); Ctrl-C stops it")
+            await stop.wait()
+        await deps.db.dispose()
+
+    asyncio.run(run())
+
+
+@cli.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Interface to bind (loopback).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+) -> None:
+    """Run Countersign against local stand-ins for Slack, Polygon.io and the outcome receiver,
+    with a page at /sandbox: no Slack app needed. Starts from a fresh ./sandbox.db each time."""
+    from bot.logs import configure
+    from bot.sandbox import run_sandbox
+
+    configure()
+    try:
+        run_sandbox(host=host, port=port, database=Path("sandbox.db"), echo=typer.echo)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 Point a client at it with `AsyncWebClient(token=..., base_url=f"{url}/api/")`. Every call is
 recorded (faulted ones too, so retries can be counted); messages, ephemerals, modals and App Home
 views are kept as Slack would show them, so a test asserts on what a user would see.
+`listeners` are told of every answered call: the sandbox page follows the emulator with them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.routing import Route
 
 from bot.emulator.server import Schedule, bearer_token, wait_until
 
-__all__ = ["RecordedCall", "SlackEmulator"]
+__all__ = ["CallListener", "RecordedCall", "SlackEmulator"]
 
 T = TypeVar("T")
 Params = dict[str, Any]
@@ -48,6 +49,10 @@ class RecordedCall:
     params: dict[str, Any]
     at: float
     faulted: bool = False
+
+
+CallListener = Callable[[RecordedCall, Params], None]
+"""Told of each call once it is answered: the call as recorded, and the JSON answer sent."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ class SlackEmulator:
     `users` and `channels` may be id lists or mappings of id to overrides for `users.info` and
     `conversations.info`. Given, they are allow-lists (unknown ids get `user_not_found` or
     `channel_not_found`); omitted, any id is accepted. `usergroups` maps a subteam id to its
-    members. `clock` stamps recorded calls (wall time by default).
+    members. `clock` stamps recorded calls (wall time by default). Each of `listeners` is called
+    after every call is answered (state already changed), e.g. to refresh a page showing it.
     """
 
     def __init__(
@@ -105,6 +111,7 @@ class SlackEmulator:
         self.bot_id = bot_id
         self.app_id = app_id
         self.recorded: list[RecordedCall] = []
+        self.listeners: list[CallListener] = []
         self._clock = clock or time.time
         self._users = _directory(users)
         self._channels = _directory(channels)
@@ -221,39 +228,49 @@ class SlackEmulator:
     # -- HTTP ---------------------------------------------------------------------------------
 
     async def _endpoint(self, request: Request) -> Response:
+        call, response = await self._respond(request)
+        if self.listeners:
+            answer = json.loads(bytes(response.body))
+            for listener in list(self.listeners):
+                listener(call, answer)
+        return response
+
+    async def _respond(self, request: Request) -> tuple[RecordedCall, JSONResponse]:
         method = request.path_params["method"]
         try:
             params = await _read_params(request)
         except _SlackError as exc:
-            self._record(method, {}, faulted=False)
-            return _answer({"ok": False, "error": exc.code})
+            call = self._record(method, {}, faulted=False)
+            return call, _answer({"ok": False, "error": exc.code})
         # Slack takes the token from the header or, on form posts, from a `token` argument.
         body_token = params.pop("token", None)
         token = bearer_token(request) or body_token
         fault = self._faults.take(lambda key: key in (method, "*")) if token == self.token else None
-        self._record(method, params, faulted=fault is not None)
+        call = self._record(method, params, faulted=fault is not None)
         pause = self._delays.take(lambda key: key in (method, "*"))
         if pause:
             await asyncio.sleep(pause)
         if not token:
-            return _answer({"ok": False, "error": "not_authed"})
+            return call, _answer({"ok": False, "error": "not_authed"})
         if token != self.token:
-            return _answer({"ok": False, "error": "invalid_auth"})
+            return call, _answer({"ok": False, "error": "invalid_auth"})
         if fault is not None:
             headers = (
                 {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             )
-            return _answer({"ok": False, "error": fault.error}, fault.status, headers)
+            return call, _answer({"ok": False, "error": fault.error}, fault.status, headers)
         handler = self._methods.get(method)
         if handler is None:
-            return _answer({"ok": False, "error": "unknown_method", "req_method": method})
+            return call, _answer({"ok": False, "error": "unknown_method", "req_method": method})
         try:
-            return _answer({"ok": True, **handler(params)})
+            return call, _answer({"ok": True, **handler(params)})
         except _SlackError as exc:
-            return _answer({"ok": False, "error": exc.code})
+            return call, _answer({"ok": False, "error": exc.code})
 
-    def _record(self, method: str, params: Params, *, faulted: bool) -> None:
-        self.recorded.append(RecordedCall(method, copy.deepcopy(params), self._clock(), faulted))
+    def _record(self, method: str, params: Params, *, faulted: bool) -> RecordedCall:
+        call = RecordedCall(method, copy.deepcopy(params), self._clock(), faulted)
+        self.recorded.append(call)
+        return call
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -138,6 +138,28 @@ def sandbox(
 
 
 @cli.command()
+def up(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+) -> None:
+    """Start what the configuration allows: the service when Slack is configured, else the
+    sandbox. On a fresh clone it first writes .env with development secrets."""
+    if write_dev_env(Path(".env")):
+        typer.echo(
+            "countersign: no configuration found, so wrote .env with fresh development secrets "
+            "(git-ignored)."
+        )
+    if _settings().slack_configured:
+        serve(host=host, port=port, socket_mode=False, no_workers=False)
+        return
+    typer.echo(
+        "countersign: Slack is not configured (SLACK_BOT_TOKEN is unset in .env), so this is "
+        "the sandbox; set it to run the service against Slack (countersign serve)."
+    )
+    sandbox(host=host, port=port)
+
+
+@cli.command()
 def check() -> None:
     """Validate settings and policy and print the routing table; non-zero exit on any error."""
     from bot.policy import format_routing_table

@@ -126,3 +126,48 @@ def test_socket_mode_needs_an_app_token(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["serve", "--socket-mode"])
     assert result.exit_code == 2
     assert "SLACK_APP_TOKEN" in result.output
+
+
+def _run_until(args: list[str], cwd: Path, env: dict[str, str], path: str) -> tuple[int, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [COUNTERSIGN, *args, "--port", str(port)],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    status = 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}{path}", timeout=1).status_code
+                if status != 0:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+    finally:
+        proc.terminate()
+        output, _ = proc.communicate(timeout=20)
+    return status, output
+
+
+def test_up_on_a_fresh_clone_opens_the_sandbox(tmp_path):
+    status, output = _run_until(["up"], tmp_path, clean_env(), "/sandbox")
+    assert status == 200, output
+    assert "wrote .env" in output
+    assert "http://127.0.0.1:" in output and "/sandbox" in output
+
+
+def test_up_with_slack_configured_runs_the_service_without_the_sandbox(tmp_path):
+    env = clean_env(
+        DIALNEXA_WEBHOOK_SECRET="whsec_up",
+        SLACK_BOT_TOKEN="xoxb-placeholder",
+        SLACK_SIGNING_SECRET="placeholder-signing-secret",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+    )
+    status, output = _run_until(["up"], tmp_path, env, "/sandbox")
+    assert status == 404, output
+    assert "listening on" in output

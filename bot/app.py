@@ -20,10 +20,16 @@ from bot.decisions import DecisionService
 from bot.dialnexa import IncomingCall
 from bot.directory import Directory, SlackDirectory
 from bot.fetch import AnalysisFetcher, DialNexaClient
+from bot.home import HomeService
 from bot.ingest import Ingest, IngestResult
+from bot.lookup import LookupService
 from bot.metrics import Metrics
+from bot.notes import NotesService
 from bot.outbox import OutboxWorker, Route
 from bot.policy import Policy
+from bot.reminder_out import ReminderPublisher
+from bot.reminders import ReminderService
+from bot.scheduler import Scheduler
 from bot.services import SlackServices
 from bot.settings import Settings
 from bot.slack_app import build_bolt, slack_client
@@ -74,7 +80,24 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
     if client is not None:
         publisher = SlackPublisher(db=deps.db, client=client, policy=deps.policy, clock=deps.clock)
         routes.update(publisher.routes())
+        routes.update(
+            ReminderPublisher(
+                db=deps.db,
+                client=client,
+                policy=deps.policy,
+                clock=deps.clock,
+                limiter=publisher.limiter,
+            ).routes()
+        )
     worker = OutboxWorker(db=deps.db, routes=routes, clock=deps.clock, metrics=deps.metrics)
+    scheduler = Scheduler(
+        db=deps.db,
+        policy=deps.policy,
+        clock=deps.clock,
+        ids=deps.ids,
+        kick=worker.kick,
+        interval=deps.settings.countersign_tick_seconds,
+    )
 
     http = deps.http or httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
     api_key = deps.settings.dialnexa_api_key
@@ -121,7 +144,22 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
             transactions=transactions,
         )
         services = SlackServices(
-            db=deps.db, decisions=decisions, clock=deps.clock, kick=worker.kick
+            db=deps.db,
+            decisions=decisions,
+            clock=deps.clock,
+            kick=worker.kick,
+            lookup=LookupService(
+                db=deps.db, policy=deps.policy, directory=directory, clock=deps.clock
+            ),
+            notes=NotesService(
+                db=deps.db,
+                policy=deps.policy,
+                directory=directory,
+                clock=deps.clock,
+                ids=deps.ids,
+            ),
+            home=HomeService(db=deps.db, policy=deps.policy, directory=directory, clock=deps.clock),
+            reminders=ReminderService(db=deps.db, policy=deps.policy, clock=deps.clock),
         )
         secret = deps.settings.slack_signing_secret
         bolt = build_bolt(
@@ -146,6 +184,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
                     waiting,
                 )
             tasks.append(asyncio.create_task(worker.run(stop), name="outbox-worker"))
+            await scheduler.start()
         if deps.socket_mode and bolt is not None and deps.settings.slack_app_token:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -156,6 +195,8 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
         finally:
             if socket is not None:
                 await socket.close_async()
+            if workers:
+                await scheduler.stop()
             stop.set()
             worker.kick()
             for task in tasks:
@@ -170,6 +211,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
     app.state.deps = deps
     app.state.committer = committer
     app.state.worker = worker
+    app.state.scheduler = scheduler
     webhook.register(app, service=service, metrics=deps.metrics)
     health.register(app, db=deps.db, metrics=deps.metrics)
 

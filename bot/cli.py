@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
+from bot.audit_cli import audit_cli
 from bot.errors import ConfigError
 from bot.policy import Policy
 from bot.settings import Settings, async_database_url, write_dev_env
@@ -22,6 +23,7 @@ cli = typer.Typer(
 )
 db_cli = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
+cli.add_typer(audit_cli, name="audit")
 
 
 def _fail(message: str) -> typer.Exit:

@@ -189,6 +189,24 @@ class DecisionEntry(BaseModel):
     reason: str | None = None
 
 
+class NoteKind(StrEnum):
+    """What a collections lead recorded on a request."""
+
+    REVIEWED = "reviewed"
+    FOLLOW_UP = "follow_up"
+    NOTE = "note"
+
+
+class NoteEntry(BaseModel):
+    """One append-only note on a request; `text` is redacted before it is stored."""
+
+    kind: NoteKind
+    user_id: str
+    at: datetime
+    text: str | None = None
+    due_at: datetime | None = None  # a follow-up's new date
+
+
 class RequestView(BaseModel):
     """Everything a card shows, read from the database at render time; builders take only this."""
 
@@ -223,3 +241,4 @@ class RequestView(BaseModel):
     write_receipt: str | None = None
     write_error: str | None = None
     history: list[DecisionEntry] = Field(default_factory=list)
+    notes: list[NoteEntry] = Field(default_factory=list)  # oldest first

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -37,9 +38,11 @@ __all__ = [
     "Approvers",
     "Escalation",
     "IntentPolicy",
+    "LookupPolicy",
     "Policy",
     "PolicyError",
     "PolygonPolicy",
+    "QuietHours",
     "default_policy",
     "format_duration",
     "load_policy",
@@ -209,6 +212,89 @@ class PolygonPolicy(_Strict):
     max_requests_per_minute: int = Field(default=5, ge=1)
 
 
+class LookupPolicy(_Strict):
+    """Who may look calls up (`/dialnexa`, the lookup shortcut) and see the App Home lists.
+
+    Call details are redacted but still customer data, so by default only the people who decide
+    on requests may read them: members of any intent's `approvers` or `escalate_to`.
+    """
+
+    any_approver: bool = True
+    usergroups: tuple[UsergroupId, ...] = ()
+    users: tuple[UserId, ...] = ()
+    everyone: bool = False
+
+
+WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _weekday(value: object) -> str:
+    text = value.strip().lower()[:3] if isinstance(value, str) else ""
+    if text not in WEEKDAYS:
+        raise PydanticCustomError(
+            "weekday",
+            "not a day of the week: {value}; expected one of: {names}",
+            {"value": repr(value), "names": ", ".join(WEEKDAYS)},
+        )
+    return text
+
+
+def _clock_time(value: object) -> object:
+    # YAML 1.1 reads an unquoted 9:00 as the sexagesimal number 540: minutes after midnight.
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 24 * 60:
+        return time(value // 60, value % 60)
+    return value
+
+
+def _time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PydanticCustomError(
+            "time_zone",
+            "not a known time zone: {value} (use an IANA name such as Europe/Berlin)",
+            {"value": repr(value)},
+        ) from None
+    return value
+
+
+Weekday = Annotated[str, BeforeValidator(_weekday)]
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+TimeZoneName = Annotated[str, AfterValidator(_time_zone)]
+
+
+class QuietHours(_Strict):
+    """When people are nudged: working days and hours in one time zone.
+
+    SLA nudges and escalations that fall outside move to the next working morning; a reminder
+    at a follow-up deadline fires at the deadline whenever it falls (`bot.quiet_hours`).
+    """
+
+    timezone: TimeZoneName = "UTC"
+    working_days: tuple[Weekday, ...] = WEEKDAYS[:5]
+    start: ClockTime = time(9)
+    end: ClockTime = time(18)
+
+    @model_validator(mode="after")
+    def _sensible(self) -> QuietHours:
+        if not self.working_days:
+            raise PydanticCustomError("working_days", "name at least one working day")
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise PydanticCustomError("hours", "give start and end without a time zone")
+        if self.start >= self.end:
+            raise PydanticCustomError("hours", "start must be earlier than end")
+        return self
+
+    def zone(self) -> ZoneInfo:
+        """The time zone the working hours are read in."""
+        return ZoneInfo(self.timezone)
+
+    def describe(self) -> str:
+        """One line for `countersign check`: "mon-fri 09:00-18:00 Europe/Berlin"."""
+        days = ",".join(self.working_days)
+        return f"{days} {self.start:%H:%M}-{self.end:%H:%M} {self.timezone}"
+
+
 def _default_intents() -> dict[Intent, IntentPolicy]:
     approvers = Approvers(usergroup="S0FINAPPR")
     leads = Escalation(channel="C0FINLEADS", usergroup="S0FINLEADS")
@@ -253,6 +339,8 @@ class Policy(_Strict):
     intents: dict[Intent, IntentPolicy] = Field(default_factory=_default_intents)
     fields: dict[str, CanonicalField] = Field(default_factory=dict)
     polygon: PolygonPolicy = Field(default_factory=PolygonPolicy)
+    quiet_hours: QuietHours = Field(default_factory=QuietHours)
+    lookup: LookupPolicy = Field(default_factory=LookupPolicy)
 
     @field_validator("intents", mode="before")
     @classmethod

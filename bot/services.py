@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from bot.clock import Clock
 from bot.decisions import DecisionService
 from bot.domain import RequestView
+from bot.home import HomeService
+from bot.lookup import LookupService
+from bot.notes import NotesService
+from bot.reminders import ReminderService
 from storage.db import Database
 from storage.requests import load_view
 
@@ -20,6 +24,10 @@ class SlackServices:
     decisions: DecisionService
     clock: Clock
     kick: Callable[[], None]  # wake the outbox so the card update goes out now
+    lookup: LookupService  # /dialnexa, the lookup shortcut, the Show button
+    notes: NotesService  # the collections notes card
+    home: HomeService  # the App Home
+    reminders: ReminderService  # Snooze and Done on reminder messages
 
     async def view(self, request_id: str) -> RequestView:
         """The request as its card shows it."""

@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     outcome_webhook_secret: SecretStr | None = None
     database_url: str = "sqlite:///./countersign.db"
     countersign_policy: Path | None = Field(default=None)
+    countersign_tick_seconds: float = Field(default=15.0, gt=0)  # the scheduler's interval
 
     @property
     def webhook_secrets(self) -> list[bytes]:

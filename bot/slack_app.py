@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.services import SlackServices
-from handlers import actions, views
+from handlers import actions, commands, events, notes, reminders, views
 from handlers.common import user_message
 
 log = logging.getLogger("countersign.slack")
@@ -48,6 +48,10 @@ def build_bolt(
     )
     actions.register(app, services)
     views.register(app, services)
+    commands.register(app, services)
+    events.register(app, services)
+    notes.register(app, services)
+    reminders.register(app, services)
 
     @app.error
     async def on_error(error: Exception, body: dict[str, Any]) -> None:

@@ -63,11 +63,14 @@ class SlackId(StrEnum):
     # Text inputs inside modals
     REASON_INPUT = "reason_input", SlackIdKind.INPUT
     NOTE_INPUT = "note_input", SlackIdKind.INPUT
+    FOLLOW_UP_DATE = "follow_up_date", SlackIdKind.INPUT  # the follow-up modal's new date
+    LOOKUP_INPUT = "lookup_input", SlackIdKind.INPUT  # what to look up, in the shortcut's modal
     # Modals
     REJECT_REASON = "reject_reason", SlackIdKind.VIEW_CALLBACK
     ESCALATE_REASON = "escalate_reason", SlackIdKind.VIEW_CALLBACK
     FOLLOW_UP = "follow_up", SlackIdKind.VIEW_CALLBACK
     ADD_NOTE = "add_note", SlackIdKind.VIEW_CALLBACK
+    LOOKUP_QUERY = "lookup_query", SlackIdKind.VIEW_CALLBACK  # the shortcut's lookup modal
     # Global shortcut "Look up a DialNexa call"
     LOOKUP_CALL = "lookup_call", SlackIdKind.SHORTCUT
     # Slash command

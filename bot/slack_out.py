@@ -49,7 +49,7 @@ PERMANENT_ERRORS = frozenset(
         "user_not_found",
     }
 )
-SLACK_KINDS = ("post_card", "update_card", "alert", "thread_post")
+SLACK_KINDS = ("post_card", "update_card", "alert", "thread_post", "reminder")
 
 
 class ChannelLimiter:

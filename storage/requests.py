@@ -11,6 +11,8 @@ from bot.domain import (
     Captured,
     DecisionEntry,
     Intent,
+    NoteEntry,
+    NoteKind,
     RequestStatus,
     RequestView,
     RiskFlag,
@@ -18,7 +20,9 @@ from bot.domain import (
     WriteStatus,
 )
 from bot.errors import NotFound
-from storage.tables import approvals, calls, card_messages, decisions, requests
+from storage.tables import approvals, calls, card_messages, decisions, notes, requests
+
+_NOTE_KINDS = frozenset(kind.value for kind in NoteKind)
 
 
 def _known_flags(values: list[str]) -> list[RiskFlag]:
@@ -48,6 +52,11 @@ async def load_view(conn: AsyncConnection, request_id: str) -> RequestView:
     history = (
         await conn.execute(
             select(decisions).where(decisions.c.request_id == request_id).order_by(decisions.c.id)
+        )
+    ).all()
+    noted = (
+        await conn.execute(
+            select(notes).where(notes.c.request_id == request_id).order_by(notes.c.at, notes.c.id)
         )
     ).all()
     transcript: list[Turn] | None = None
@@ -89,6 +98,13 @@ async def load_view(conn: AsyncConnection, request_id: str) -> RequestView:
         history=[
             DecisionEntry(action=h.action, user_id=h.user_id, at=h.at, reason=h.reason)
             for h in history
+        ],
+        notes=[
+            NoteEntry(
+                kind=NoteKind(n.kind), user_id=n.user_id, at=n.at, text=n.text, due_at=n.due_at
+            )
+            for n in noted
+            if n.kind in _NOTE_KINDS
         ],
     )
 

@@ -20,6 +20,11 @@ class Call(SQLModel, table=True):
     """A finished DialNexa call, redacted, recorded once per call id."""
 
     __tablename__ = "calls"
+    __table_args__ = (
+        # Lookups by phone: the newest calls from or to a number, straight from the index.
+        Index("ix_calls_from_number_received", "from_number", "received_at"),
+        Index("ix_calls_to_number_received", "to_number", "received_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=128)
     direction: str | None = None
@@ -51,9 +56,11 @@ class ApprovalRequest(SQLModel, table=True):
     __tablename__ = "requests"
     __table_args__ = (
         Index("ix_requests_status_created", "status", "created_at"),
-        Index("ix_requests_customer_email", "customer_email"),
-        Index("ix_requests_customer_phone", "customer_phone"),
-        Index("ix_requests_invoice_number", "invoice_number"),
+        # Lookups read the newest matches first, so each key is paired with created_at.
+        Index("ix_requests_customer_email_created", "customer_email", "created_at"),
+        Index("ix_requests_customer_phone_created", "customer_phone", "created_at"),
+        Index("ix_requests_invoice_number_created", "invoice_number", "created_at"),
+        Index("ix_requests_write_status_updated", "write_status", "updated_at"),
     )
 
     id: str = Field(primary_key=True, max_length=64)
@@ -105,6 +112,7 @@ class Decision(SQLModel, table=True):
     """The history of a request: decisions, escalations, re-routings."""
 
     __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_user_at", "user_id", "at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(foreign_key="requests.id", index=True, max_length=64)
@@ -122,7 +130,7 @@ class CardMessage(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     request_id: str = Field(foreign_key="requests.id", index=True, max_length=64)
-    role: str  # "primary" or "escalation"
+    role: str  # "primary", "escalation" or "routed"
     channel: str
     ts: str
     posted_at: datetime = _utc()
@@ -184,13 +192,28 @@ class Reminder(SQLModel, table=True):
     request_id: str = Field(foreign_key="requests.id", index=True, max_length=64)
     kind: str
     due_at: datetime = _utc()
-    status: str = "pending"  # pending | sent | cancelled
+    status: str = "pending"  # pending | sent | cancelled | done | failed
     attempts: int = 0
     lease_owner: str | None = None
     lease_expires_at: datetime | None = _utc(default=None)
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     created_at: datetime = _utc()
     sent_at: datetime | None = _utc(default=None)
+
+
+class Note(SQLModel, table=True):
+    """A collections lead's review, follow-up or note on a request; append-only."""
+
+    __tablename__ = "notes"
+    __table_args__ = (Index("ix_notes_request_at", "request_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(foreign_key="requests.id", max_length=64)
+    user_id: str = Field(max_length=64)
+    kind: str  # reviewed | follow_up | note
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    due_at: datetime | None = _utc(default=None)  # follow_up: the new follow-up date
+    at: datetime = _utc()
 
 
 metadata = SQLModel.metadata
@@ -203,3 +226,4 @@ audit_log = AuditEntry.__table__  # type: ignore[attr-defined]
 audit_head = AuditHead.__table__  # type: ignore[attr-defined]
 outbox = OutboxItem.__table__  # type: ignore[attr-defined]
 reminders = Reminder.__table__  # type: ignore[attr-defined]
+notes = Note.__table__  # type: ignore[attr-defined]

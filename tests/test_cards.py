@@ -62,6 +62,7 @@ from bot.domain import (
     WriteStatus,
 )
 from bot.slack_ids import CardRef, SlackId
+from tests.support.surfaces import lookup_surfaces
 
 NOW = datetime(2025, 3, 4, 12, 0, tzinfo=UTC)
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -253,6 +254,7 @@ def rendered_surfaces() -> Iterator[dict[str, Any]]:
         yield {"blocks": approval_card(view, now=NOW)}
     yield from modal_scenarios().values()
     yield {"blocks": alert_scenario()[0]}
+    yield from lookup_surfaces()
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -267,6 +269,8 @@ _ENTITY = re.compile(r"&(?:amp|lt|gt);")
 def assert_snapshot(name: str, payload: Any) -> None:
     path = SNAPSHOTS / f"{name}.json"
     rendered = json.dumps(payload, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    if not path.exists() and os.environ.get("CI"):
+        pytest.fail(f"snapshot {path.name} is missing; write it locally and commit it")
     if os.environ.get("COUNTERSIGN_UPDATE_SNAPSHOTS") == "1" or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(rendered, encoding="utf-8")

@@ -34,7 +34,6 @@ EVENTS_URL = "https://countersign.example.com/slack/events"
 STILL_TO_COME: dict[SlackId, str] = {
     SlackId.REMINDER_SNOOZE: "reminder message posted by the scheduler",
     SlackId.REMINDER_DONE: "reminder message posted by the scheduler",
-    SlackId.LOOKUP_SHOW: "lookup results of /dialnexa and the lookup_call shortcut",
 }
 
 # Scopes the service uses, and the Web API methods that need each one.
@@ -61,7 +60,7 @@ def test_manifest_basics(manifest: dict[str, Any]) -> None:
     features, settings = manifest["features"], manifest["settings"]
     assert features["bot_user"]["display_name"] == "Countersign"
     assert features["app_home"]["home_tab_enabled"] is True
-    assert features["app_home"]["messages_tab_enabled"] is False
+    assert features["app_home"]["messages_tab_enabled"] is True  # reminders by direct message
     assert settings["interactivity"] == {"is_enabled": True, "request_url": EVENTS_URL}
     assert settings["event_subscriptions"]["request_url"] == EVENTS_URL
     assert settings["event_subscriptions"]["bot_events"] == ["app_home_opened"]

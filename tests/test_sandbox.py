@@ -533,11 +533,6 @@ async def test_a_demo_deadline_plans_reminders_that_a_clock_move_makes_due(sandb
     assert soonest <= sandbox.clock()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="create_app does not expose its Scheduler as app.state.scheduler (with the reminder "
-    "route) yet; remove this mark once it does",
-)
 async def test_moving_the_clock_a_day_fires_the_follow_up_reminder(sandbox, page):
     deadline = (sandbox.clock() + timedelta(hours=30)).isoformat()
     card = await send_refund(page, sandbox, follow_up_deadline=deadline)

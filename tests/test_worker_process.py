@@ -53,7 +53,7 @@ async def test_a_worker_process_posts_cards_queued_by_the_web_process(tmp_path, 
             SLACK_SIGNING_SECRET=SIGNING_SECRET,
             SLACK_API_URL=f"{slack_url}/api/",
         )
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # noqa: ASYNC220 - a real worker process is the point
             [COUNTERSIGN, "worker"],
             cwd=tmp_path,
             env=env,

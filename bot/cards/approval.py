@@ -24,7 +24,6 @@ from bot.cards.common import (
     escape,
     field_sections,
     header,
-    link,
     plain,
     section,
     short_call_id,
@@ -39,6 +38,7 @@ from bot.cards.state import (
     code_span,
     facts,
     is_sensitive,
+    link_items,
     status_lines,
 )
 from bot.domain import Intent, RequestStatus, RequestView, RiskFlag, WriteStatus
@@ -169,18 +169,7 @@ def _excerpt(view: RequestView) -> list[Block]:
 
 
 def _links(view: RequestView) -> list[Block]:
-    captured = view.captured
-    ticket = captured.support_ticket
-    items = [
-        link(captured.transcript_url, "Transcript"),
-        link(captured.recording_url or view.call_recording_url, "Recording"),
-        link(captured.crm_url, "CRM"),
-        # A ticket is often an id rather than a URL; show the id then.
-        link(ticket, "Support ticket")
-        or (f"Support ticket {esc(ticket, 100)}" if ticket else None),
-        link(captured.payment_platform_url, "Payment platform"),
-    ]
-    present = [item for item in items if item]
+    present = link_items(view)
     return [section(":link: " + " · ".join(present))] if present else []
 
 

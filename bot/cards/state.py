@@ -8,11 +8,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.cards.common import channel_ref, date_token, esc, format_amount, mention, relative
+from bot.cards.common import (
+    channel_ref,
+    date_token,
+    esc,
+    format_amount,
+    link,
+    mention,
+    relative,
+)
 from bot.domain import (
     POLYGON_INTENTS,
     DecisionEntry,
     Intent,
+    NoteEntry,
+    NoteKind,
     RequestStatus,
     RequestView,
     RiskFlag,
@@ -30,6 +40,13 @@ SUPPRESSED_NOTICE = "Details suppressed: sensitive data was detected on this cal
 VALUE_CHARS = 300
 REASON_CHARS = 500
 HISTORY_LINES = 5
+NOTE_LINES = 5
+
+_NOTE_LABELS: dict[NoteKind, str] = {
+    NoteKind.REVIEWED: ":white_check_mark: Reviewed",
+    NoteKind.FOLLOW_UP: ":calendar: Needs follow-up",
+    NoteKind.NOTE: ":memo: Note",
+}
 
 STATUS_LABELS: dict[RequestStatus, str] = {
     RequestStatus.RECEIVED: "received",
@@ -73,9 +90,11 @@ def facts(view: RequestView, now: datetime | None = None) -> list[str]:
         if value
     ]
     add("Record", "\n".join(records))
-    add("Amount", amount_text(view))
+    collections = view.intent is Intent.COLLECTIONS_NOTE
+    add("Promise to pay" if collections else "Amount", amount_text(view))
     if c.due_date is not None:
-        add("Due", date_token(c.due_date, with_time=False) + _how_far(c.due_date, now))
+        due = date_token(c.due_date, with_time=False) + _how_far(c.due_date, now)
+        add("Promise date" if collections else "Due", due)
     add("Payment status", c.payment_status and esc(c.payment_status, VALUE_CHARS))
     add("Refund reason", c.refund_reason and esc(c.refund_reason, REASON_CHARS))
     add("Dispute reason", c.dispute_reason and esc(c.dispute_reason, REASON_CHARS))
@@ -85,15 +104,39 @@ def facts(view: RequestView, now: datetime | None = None) -> list[str]:
     add("Tax region", c.tax_region and esc(c.tax_region, VALUE_CHARS))
     add("Ticker", c.ticker and code_span(c.ticker))
     add("Filing", c.filing_id and code_span(c.filing_id))
-    if c.finance_owner or c.follow_up_deadline or c.promised_next_step:
+    deadline = follow_up_deadline(view)
+    if c.finance_owner or deadline or c.promised_next_step:
         step = [f"Owner: {mention(c.finance_owner) if c.finance_owner else 'unassigned'}"]
-        if c.follow_up_deadline is not None:
-            deadline = c.follow_up_deadline
+        if deadline is not None:
             step.append(f"By {date_token(deadline)}{_how_far(deadline, now)}")
         if c.promised_next_step:
             step.append(esc(c.promised_next_step, VALUE_CHARS))
         add("Next step", "\n".join(step))
     return out
+
+
+def follow_up_deadline(view: RequestView) -> datetime | None:
+    """The follow-up deadline: the latest one set with "Needs follow-up", else the call's."""
+    for note in reversed(view.notes):
+        if note.kind is NoteKind.FOLLOW_UP and note.due_at is not None:
+            return note.due_at
+    return view.captured.follow_up_deadline
+
+
+def link_items(view: RequestView) -> list[str]:
+    """Links to the call's records (transcript, recording, CRM, ticket, payment platform)."""
+    captured = view.captured
+    ticket = captured.support_ticket
+    items = [
+        link(captured.transcript_url, "Transcript"),
+        link(captured.recording_url or view.call_recording_url, "Recording"),
+        link(captured.crm_url, "CRM"),
+        # A ticket is often an id rather than a URL; show the id then.
+        link(ticket, "Support ticket")
+        or (f"Support ticket {esc(ticket, 100)}" if ticket else None),
+        link(captured.payment_platform_url, "Payment platform"),
+    ]
+    return [item for item in items if item]
 
 
 def _how_far(moment: datetime, now: datetime | None) -> str:
@@ -127,7 +170,28 @@ def status_lines(view: RequestView) -> list[str]:
         lines.append(write)
     if view.status is RequestStatus.NOTED:
         lines += [_history_line(entry) for entry in view.history[-HISTORY_LINES:]]
+    lines += note_lines(view)
     return lines
+
+
+def note_lines(view: RequestView, limit: int = NOTE_LINES) -> list[str]:
+    """The latest `limit` notes, oldest of them first, after a count of the earlier ones."""
+    shown = view.notes[-limit:] if limit > 0 else []
+    lines = []
+    earlier = len(view.notes) - len(shown)
+    if earlier > 0:
+        lines.append(f"_{earlier} earlier note{'s' if earlier > 1 else ''} not shown_")
+    return lines + [note_line(note) for note in shown]
+
+
+def note_line(note: NoteEntry) -> str:
+    """`:memo: Note by @ana · <date>: text`; a follow-up also says its new date."""
+    line = f"{_NOTE_LABELS[note.kind]} by {mention(note.user_id)} · {date_token(note.at)}"
+    if note.due_at is not None:
+        line += f" · follow up by {date_token(note.due_at)}"
+    if note.text:
+        line += f": {esc(note.text, REASON_CHARS)}"
+    return line
 
 
 def _decision_line(view: RequestView) -> str | None:
@@ -166,6 +230,11 @@ def _write_line(view: RequestView) -> str | None:
         case WriteStatus.LEDGER_ONLY:
             return ":ledger: Kept in the ledger (no outcome webhook configured)"
     return None
+
+
+def history_line(entry: DecisionEntry) -> str:
+    """One line of the decision history: what, who, when and why."""
+    return _history_line(entry)
 
 
 def _history_line(entry: DecisionEntry) -> str:

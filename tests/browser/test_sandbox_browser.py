@@ -8,6 +8,7 @@ the page's event stream), and saves a screenshot in `artifacts/`. Skipped when
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists() and os.environ.get("CI"):
+    pytest.fail("CI must install Chromium (.ci/run does)", pytrace=False)
 if not CHROMIUM.exists():
     pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium", allow_module_level=True)
 pytest.importorskip("playwright.async_api", reason="the playwright package is not installed")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 02:25:33.014709
+Create Date: 2026-11-26 03:30:53.704340
 """
 
 from collections.abc import Sequence
@@ -69,6 +69,14 @@ def upgrade() -> None:
         sa.Column("updated_at", storage.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_calls_from_number_received", ["from_number", "received_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_calls_to_number_received", ["to_number", "received_at"], unique=False
+        )
+
     op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -131,10 +139,19 @@ def upgrade() -> None:
         sa.UniqueConstraint("call_id"),
     )
     with op.batch_alter_table("requests", schema=None) as batch_op:
-        batch_op.create_index("ix_requests_customer_email", ["customer_email"], unique=False)
-        batch_op.create_index("ix_requests_customer_phone", ["customer_phone"], unique=False)
-        batch_op.create_index("ix_requests_invoice_number", ["invoice_number"], unique=False)
+        batch_op.create_index(
+            "ix_requests_customer_email_created", ["customer_email", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_requests_customer_phone_created", ["customer_phone", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_requests_invoice_number_created", ["invoice_number", "created_at"], unique=False
+        )
         batch_op.create_index("ix_requests_status_created", ["status", "created_at"], unique=False)
+        batch_op.create_index(
+            "ix_requests_write_status_updated", ["write_status", "updated_at"], unique=False
+        )
 
     op.create_table(
         "approvals",
@@ -185,6 +202,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("decisions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_decisions_request_id"), ["request_id"], unique=False)
+        batch_op.create_index("ix_decisions_user_at", ["user_id", "at"], unique=False)
+
+    op.create_table(
+        "notes",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("request_id", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.String(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=True),
+        sa.Column("due_at", storage.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("at", storage.types.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["request_id"],
+            ["requests.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("notes", schema=None) as batch_op:
+        batch_op.create_index("ix_notes_request_at", ["request_id", "at"], unique=False)
 
     op.create_table(
         "reminders",
@@ -219,7 +255,12 @@ def downgrade() -> None:
         batch_op.drop_index("ix_reminders_due")
 
     op.drop_table("reminders")
+    with op.batch_alter_table("notes", schema=None) as batch_op:
+        batch_op.drop_index("ix_notes_request_at")
+
+    op.drop_table("notes")
     with op.batch_alter_table("decisions", schema=None) as batch_op:
+        batch_op.drop_index("ix_decisions_user_at")
         batch_op.drop_index(batch_op.f("ix_decisions_request_id"))
 
     op.drop_table("decisions")
@@ -229,16 +270,21 @@ def downgrade() -> None:
     op.drop_table("card_messages")
     op.drop_table("approvals")
     with op.batch_alter_table("requests", schema=None) as batch_op:
+        batch_op.drop_index("ix_requests_write_status_updated")
         batch_op.drop_index("ix_requests_status_created")
-        batch_op.drop_index("ix_requests_invoice_number")
-        batch_op.drop_index("ix_requests_customer_phone")
-        batch_op.drop_index("ix_requests_customer_email")
+        batch_op.drop_index("ix_requests_invoice_number_created")
+        batch_op.drop_index("ix_requests_customer_phone_created")
+        batch_op.drop_index("ix_requests_customer_email_created")
 
     op.drop_table("requests")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_due")
 
     op.drop_table("outbox")
+    with op.batch_alter_table("calls", schema=None) as batch_op:
+        batch_op.drop_index("ix_calls_to_number_received")
+        batch_op.drop_index("ix_calls_from_number_received")
+
     op.drop_table("calls")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_subject"))

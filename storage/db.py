@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bot.errors import DatabaseUnavailable
 from storage.audit import AuditBuffer
+from storage.sqlite_writer import SQLiteWriter
 
 
 @dataclass
@@ -80,11 +81,25 @@ class Database:
             if self.dialect == "sqlite"
             else self.writer
         )
+        self._sqlite_writer = (
+            SQLiteWriter(url.replace("sqlite+aiosqlite", "sqlite", 1), on_connect=_sqlite_pragmas)
+            if self.dialect == "sqlite"
+            else None
+        )
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction; the audit buffer is flushed into the chain just before commit."""
         try:
+            if self._sqlite_writer is not None:
+                async with self._sqlite_writer.transaction() as thread_conn:
+                    # The writer thread's connection offers the subset of AsyncConnection the
+                    # services use (execute, dialect, begin_nested, run_sync).
+                    conn = cast(AsyncConnection, thread_conn)
+                    tx = Tx(conn)
+                    yield tx
+                    await tx.audit.flush(conn)
+                return
             async with self.writer.connect() as conn, conn.begin():
                 tx = Tx(conn)
                 yield tx
@@ -116,6 +131,8 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._sqlite_writer is not None:
+            await self._sqlite_writer.dispose()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -87,7 +87,7 @@ async def _rows(conn: AsyncConnection, *, since: datetime | None = None) -> Asyn
 async def _snapshot(db: Database) -> AsyncIterator[AsyncConnection]:
     """One read transaction: the head and every row as of the same moment, whatever is
     appended meanwhile (WAL snapshot on SQLite, REPEATABLE READ on PostgreSQL)."""
-    async with db.read() as conn:
+    async with db.read_stream() as conn:
         if db.dialect == "postgresql":
             await conn.execution_options(isolation_level="REPEATABLE READ")
         async with conn.begin():

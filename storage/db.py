@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bot.errors import DatabaseUnavailable
 from storage.audit import AuditBuffer
-from storage.sqlite_writer import SQLiteWriter
+from storage.sqlite_writer import SQLiteReaders, SQLiteWriter
 
 
 @dataclass
@@ -81,8 +81,12 @@ class Database:
             if self.dialect == "sqlite"
             else self.writer
         )
+        sync_url = url.replace("sqlite+aiosqlite", "sqlite", 1)
         self._sqlite_writer = (
-            SQLiteWriter(url.replace("sqlite+aiosqlite", "sqlite", 1), on_connect=_sqlite_pragmas)
+            SQLiteWriter(sync_url, on_connect=_sqlite_pragmas) if self.dialect == "sqlite" else None
+        )
+        self._sqlite_readers = (
+            SQLiteReaders(sync_url, on_connect=_sqlite_pragmas, size=pool_size)
             if self.dialect == "sqlite"
             else None
         )
@@ -113,12 +117,22 @@ class Database:
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only connection (its own snapshot on SQLite, the pool on PostgreSQL)."""
         try:
+            if self._sqlite_readers is not None:
+                async with self._sqlite_readers.connect() as thread_conn:
+                    yield cast(AsyncConnection, thread_conn)
+                return
             async with self.reader.connect() as conn:
                 yield conn
         except Exception as exc:
             if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
                 raise DatabaseUnavailable() from exc
             raise
+
+    @asynccontextmanager
+    async def read_stream(self) -> AsyncIterator[AsyncConnection]:
+        """A read connection that can stream results (`conn.stream`), for long exports."""
+        async with self.reader.connect() as conn:
+            yield conn
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -133,6 +147,8 @@ class Database:
         """Close every pooled connection."""
         if self._sqlite_writer is not None:
             await self._sqlite_writer.dispose()
+        if self._sqlite_readers is not None:
+            await self._sqlite_readers.dispose()
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -13,7 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import Dialect, Row
@@ -78,10 +78,14 @@ class _Scalars(list[Any]):
         return self[0] if self else None
 
 
-class ThreadConnection:
-    """The async face of the writer's synchronous connection."""
+class _Caller(Protocol):
+    async def call(self, fn: Callable[[], T]) -> T: ...
 
-    def __init__(self, writer: SQLiteWriter, conn: Connection) -> None:
+
+class ThreadConnection:
+    """The async face of a synchronous connection whose statements run on worker threads."""
+
+    def __init__(self, writer: _Caller, conn: Connection) -> None:
         self._writer = writer
         self._conn = conn
 
@@ -167,3 +171,54 @@ class SQLiteWriter:
             self._thread.shutdown(wait=True)
             self._thread = None
         self._turn = asyncio.Lock()  # the next user may run in another event loop
+
+
+class SQLiteReaders:
+    """Read connections on a small thread pool, one hop per statement, each block one snapshot."""
+
+    def __init__(
+        self, sync_url: str, *, on_connect: Callable[[Any, Any], None], size: int = 4
+    ) -> None:
+        self._engine: Engine = create_engine(
+            sync_url,
+            pool_size=size,
+            max_overflow=0,
+            connect_args={"check_same_thread": False},
+        )
+        event.listen(self._engine, "connect", on_connect)
+
+        @event.listens_for(self._engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN")  # several reads in one block see one snapshot
+
+        self._size = size
+        self._threads: ThreadPoolExecutor | None = None
+        # As many readers as connections: a thread must never block waiting for the pool,
+        # or the threads that hold connections could not run their statements.
+        self._slots = asyncio.Semaphore(size)
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """Run `fn` on a reader thread."""
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(
+                max_workers=self._size, thread_name_prefix="sqlite-reader"
+            )
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[ThreadConnection]:
+        """A read connection for the block; its statements run one at a time."""
+        async with self._slots:
+            conn = await self.call(self._engine.connect)
+            try:
+                yield ThreadConnection(self, conn)
+            finally:
+                await self.call(conn.close)
+
+    async def dispose(self) -> None:
+        """Close the connections and stop the threads."""
+        if self._threads is not None:
+            await self.call(self._engine.dispose)
+            self._threads.shutdown(wait=True)
+            self._threads = None
+        self._slots = asyncio.Semaphore(self._size)  # the next user may run in another loop

@@ -123,7 +123,7 @@ async def test_twenty_concurrent_approvals_make_one_decision_and_name_the_winner
     assert len(won) == 1 and len(lost) == 19
     winner = (await request_row(db, request_id)).decided_by
     assert winner in APPROVERS[:20]
-    assert all(type(e) is AlreadyDecided for e in lost)
+    assert all(type(e) is AlreadyDecided for e in lost), [repr(e) for e in lost]
     assert {str(e) for e in lost} == {f"Already approved by <@{winner}>"}
     assert await count(db, decisions, action="approved") == 1
     assert await count(db, outbox, kind="decision_write") == 1

@@ -262,6 +262,87 @@ async def clicks(
     return result
 
 
+WRK_LUA = r"""
+local reqs, n = {}, 0
+function init(args)
+  for line in io.lines(args[1]) do
+    local ts, sig, body = line:match("^(%d+) (%S+) (.*)$")
+    reqs[#reqs + 1] = wrk.format("POST", "/slack/events", {
+      ["Content-Type"] = "application/x-www-form-urlencoded",
+      ["X-Slack-Request-Timestamp"] = ts, ["X-Slack-Signature"] = sig}, body)
+  end
+end
+function request()
+  n = n % #reqs + 1
+  return reqs[n]
+end
+function done(summary, latency, requests)
+  io.write(string.format('RESULT {"requests":%d,"seconds":%.3f,"p50_ms":%.2f,"p99_ms":%.2f}\n',
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000))
+end
+"""
+
+
+async def clicks_wrk(
+    base: str,
+    targets: list[tuple[CardRef, str]],
+    conc: int,
+    slack: SlackEmulator | None,
+    work: Path,
+) -> dict[str, Any]:
+    """The same clicks driven by wrk (one thread, `conc` connections), one pass over targets."""
+    script, data = work / "clicks.lua", work / f"clicks_{conc}.txt"
+    script.write_text(WRK_LUA)
+    sent_at = time.time()
+    with data.open("w") as f:
+        for k, (ref, ts) in enumerate(targets):
+            body = click_body(APPROVERS[k % len(APPROVERS)], ref, "C0REFUNDS", ts)
+            h = signed(body)
+            f.write(f"{h['x-slack-request-timestamp']} {h['x-slack-signature']} {body.decode()}\n")
+    # Each connection sends in turn through the list; stop once every click has been sent.
+    seconds = max(2, len(targets) // 40)
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [
+            "wrk",
+            "-t1",
+            f"-c{conc}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base,
+            "--",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
+    r = json.loads(line[len("RESULT ") :])
+    result: dict[str, Any] = {
+        "clicks": r["requests"],
+        "clicks_per_s": round(r["requests"] / r["seconds"]),
+        "p50_ms": r["p50_ms"],
+        "p99_ms": r["p99_ms"],
+    }
+    if slack is not None:
+        wanted = {ts for _, ts in targets}
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            updated = {c.params.get("ts"): c.at for c in slack.calls("chat.update")}
+            if wanted <= set(updated):
+                break
+            await asyncio.sleep(0.1)
+        result["all_updated_after_s"] = round(
+            max(updated.get(t, deadline) for t in wanted) - sent_at, 2
+        )
+    return result
+
+
 async def run(args: argparse.Namespace) -> None:
     emulator = SlackEmulator(token=TOKEN, usergroups={"S0FINAPPR": APPROVERS})
     work = Path(tempfile.mkdtemp(prefix="cs-ack-"))
@@ -295,7 +376,11 @@ async def run(args: argparse.Namespace) -> None:
                     (CardRef(request_id=f"req_{i}", version=1), f"{i}.0")
                     for i in range(args.clicks)
                 ]
-                r = await clicks(base, fake, conc, None)
+                r = await (
+                    clicks_wrk(base, fake, conc, None, work)
+                    if args.wrk
+                    else clicks(base, fake, conc, None)
+                )
                 rows_out.append({"target": "bare", "conc": conc, **r})
                 print(json.dumps(rows_out[-1]), flush=True)
         finally:
@@ -336,7 +421,11 @@ async def run(args: argparse.Namespace) -> None:
             await wait_healthy(base, proc)
             for conc in args.concurrency:
                 targets = await seed(base, db, slack_api, args.clicks, f"c{conc}")
-                r = await clicks(base, targets, conc, emulator)
+                r = await (
+                    clicks_wrk(base, targets, conc, emulator, work)
+                    if args.wrk
+                    else clicks(base, targets, conc, emulator)
+                )
                 rows_out.append({"target": "countersign", "conc": conc, **r})
                 print(json.dumps(rows_out[-1]), flush=True)
         finally:
@@ -359,6 +448,11 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=300, help="clicks per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--database", default=None, help="postgresql://… (default: SQLite)")
+    parser.add_argument(
+        "--wrk",
+        action="store_true",
+        help="drive the clicks with wrk instead of this process's HTTP client",
+    )
     asyncio.run(run(parser.parse_args()))
 
 

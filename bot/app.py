@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import aiohttp
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -170,6 +171,12 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        session = None
+        if client is not None and client.session is None:
+            # One pooled session for every Slack call; without it each call opens a new
+            # connection.
+            session = aiohttp.ClientSession()
+            client.session = session
         await committer.start()
         await transactions.start()
         stop = asyncio.Event()
@@ -206,6 +213,9 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
             await committer.stop()
             if deps.http is None:
                 await http.aclose()
+            if session is not None:
+                await session.close()
+                client.session = None  # type: ignore[union-attr]
 
     app = FastAPI(title="Countersign", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.deps = deps

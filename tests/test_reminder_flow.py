@@ -90,8 +90,15 @@ async def test_snooze_and_done_through_signed_slack_requests(world):
     assert "Snoozed until" in await world.ephemeral_to("U0ANA")
     (row,) = await rows(world.db, reminders, kind="deadline_before")
     assert row.status == "pending" and row.due_at == world.clock() + timedelta(hours=1)
-    updated = world.slack.message("C0REFUNDS", thread_msg.ts)
-    assert updated is not None and buttons(updated["blocks"]) == {}
+    # The message is re-rendered after the ack; wait for that update rather than race it.
+    updated = await world.slack.wait_for(
+        lambda: (
+            (m := world.slack.message("C0REFUNDS", thread_msg.ts))
+            and not buttons(m["blocks"])
+            and m
+        )
+    )
+    assert buttons(updated["blocks"]) == {}
     assert "Snoozed by <@U0ANA>" in str(updated["blocks"])
     assert await count(world.db, audit_log, action="reminder.snoozed") == 1
 
@@ -114,8 +121,10 @@ async def test_snooze_and_done_through_signed_slack_requests(world):
     (at_row,) = await rows(world.db, reminders, kind="deadline_at")
     assert at_row.status == "cancelled"
     assert await count(world.db, audit_log, action="reminder.done") == 1
-    done_msg = world.slack.message("U0OWNER", dm.ts)
-    assert done_msg is not None and "Done · marked by <@U0OWNER>" in str(done_msg["blocks"])
+    done_msg = await world.slack.wait_for(
+        lambda: (m := world.slack.message("U0OWNER", dm.ts)) and "Done · marked" in str(m) and m
+    )
+    assert "Done · marked by <@U0OWNER>" in str(done_msg["blocks"])
 
     world.clock.now = DEADLINE + timedelta(minutes=1)
     await world.tick()

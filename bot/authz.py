@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.directory import Directory
 from bot.domain import Intent, RequestStatus, RiskFlag, WriteStatus
-from bot.errors import AlreadyDecided, CountersignError, NotFound
+from bot.errors import AlreadyDecided, BadInput, NotFound
 from bot.policy import Approvers, Policy
 from storage.tables import approvals, decisions, requests
 
@@ -60,10 +60,6 @@ LOOKUP_FAILED = (
     "Could not check your user groups with Slack just now, so nothing was changed. "
     "Try again in a moment."
 )
-
-
-class BadInput(CountersignError):
-    """The click or form cannot be acted on as given; the message says what to change."""
 
 
 class Action(StrEnum):

@@ -49,6 +49,10 @@ class NotAuthorized(CountersignError):
     user_message = "You are not allowed to do that."
 
 
+class BadInput(CountersignError):
+    """The click or form cannot be acted on as given; the message says what to change."""
+
+
 class WriteFailed(CountersignError):
     """A decision write failed."""
 

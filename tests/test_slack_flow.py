@@ -11,20 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.app import Deps, create_app
 from bot.cards.modals import REASON_ACTION_ID, REASON_BLOCK_ID
 from bot.emulator import SlackEmulator, serve_app
-from bot.metrics import Metrics
-from bot.settings import Settings
-from bot.slack_app import slack_client
 from bot.slack_ids import SlackId
 from storage.tables import audit_log, decisions, outbox, requests
-from tests.support.calls import WEBHOOK_SECRET, encode, make_call, signed_headers
+from tests.support.app import running_app
+from tests.support.calls import encode, make_call, signed_headers
 from tests.support.db import count, rows
 from tests.support.slack import (
     BOT_TOKEN,
     OUTSIDER,
-    SIGNING_SECRET,
     USERGROUPS,
     block_action,
     buttons,
@@ -96,31 +92,14 @@ class World:
 @pytest.fixture
 async def world(db, policy, clock, ids, db_url) -> AsyncIterator[World]:
     emulator = SlackEmulator(token=BOT_TOKEN, usergroups=USERGROUPS)
-    async with serve_app(emulator.app) as url:
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            dialnexa_webhook_secret=WEBHOOK_SECRET,  # type: ignore[arg-type]
-            slack_bot_token=BOT_TOKEN,  # type: ignore[arg-type]
-            slack_signing_secret=SIGNING_SECRET,  # type: ignore[arg-type]
-            slack_api_url=f"{url}/api/",
-            database_url=db_url,
-        )
-        client = slack_client(BOT_TOKEN, base_url=f"{url}/api/")
-        deps = Deps(
-            settings=settings,
-            db=db,
-            policy=policy,
-            clock=clock,
-            ids=ids,
-            metrics=Metrics(),
-            slack=client,
-        )
-        app = create_app(deps, workers=False)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://cs") as http:
-                yield World(http, emulator, app, db)
-        await client.session.close() if client.session else None
+    async with (
+        serve_app(emulator.app) as url,
+        running_app(db=db, policy=policy, clock=clock, ids=ids, db_url=db_url, slack_url=url) as (
+            app,
+            http,
+        ),
+    ):
+        yield World(http, emulator, app, db)
 
 
 REFUND = make_call(

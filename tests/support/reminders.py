@@ -16,24 +16,21 @@ from typing import Any
 
 import httpx
 
-from bot.app import Deps, create_app
+from bot.app import Deps
 from bot.clock import FrozenClock, SequentialIds
 from bot.emulator import SlackEmulator, serve_app
-from bot.metrics import Metrics
 from bot.policy import Policy
 from bot.reminder_out import ReminderPublisher
 from bot.reminder_ref import ReminderRef
 from bot.reminders import ReminderService
 from bot.scheduler import Scheduler, TickReport
-from bot.settings import Settings
-from bot.slack_app import slack_client
 from bot.slack_ids import SlackId
 from bot.slack_out import ChannelLimiter
 from storage.db import Database
-from tests.support.calls import WEBHOOK_SECRET, encode, signed_headers
+from tests.support.app import running_app
+from tests.support.calls import encode, signed_headers
 from tests.support.slack import (
     BOT_TOKEN,
-    SIGNING_SECRET,
     USERGROUPS,
     block_action,
     interactive_body,
@@ -219,34 +216,17 @@ async def reminder_world(
 ) -> AsyncIterator[ReminderWorld]:
     """A running app with the scheduler and the reminder listeners, against the Slack emulator."""
     emulator = SlackEmulator(token=BOT_TOKEN, usergroups=USERGROUPS)
-    async with serve_app(emulator.app) as url:
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            dialnexa_webhook_secret=WEBHOOK_SECRET,  # type: ignore[arg-type]
-            slack_bot_token=BOT_TOKEN,  # type: ignore[arg-type]
-            slack_signing_secret=SIGNING_SECRET,  # type: ignore[arg-type]
-            slack_api_url=f"{url}/api/",
-            database_url=db_url,
-        )
-        client = slack_client(BOT_TOKEN, base_url=f"{url}/api/")
-        deps = Deps(
-            settings=settings,
-            db=db,
-            policy=policy,
-            clock=clock,
-            ids=ids,
-            metrics=Metrics(),
-            slack=client,
-        )
-        app = create_app(deps, workers=False)
-        scheduler = wire(app, deps, client, scheduler_kw)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://cs") as http:
-                yield ReminderWorld(http, emulator, app, db, clock, scheduler)
+    async with (
+        serve_app(emulator.app) as url,
+        running_app(db=db, policy=policy, clock=clock, ids=ids, db_url=db_url, slack_url=url) as (
+            app,
+            http,
+        ),
+    ):
+        deps = app.state.deps
+        scheduler = wire(app, deps, deps.slack, scheduler_kw)
+        yield ReminderWorld(http, emulator, app, db, clock, scheduler)
         await scheduler.stop()
-        if client.session:
-            await client.session.close()
 
 
 async def insert_reminders(

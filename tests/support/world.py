@@ -20,15 +20,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from bot.app import Deps, create_app
 from bot.emulator import SlackEmulator, serve_app, wait_until
-from bot.metrics import Metrics
-from bot.settings import Settings
-from bot.slack_app import slack_client
-from tests.support.calls import WEBHOOK_SECRET, encode, signed_headers
+from tests.support.app import running_app
+from tests.support.calls import encode, signed_headers
 from tests.support.slack import (
     BOT_TOKEN,
-    SIGNING_SECRET,
     USERGROUPS,
     block_action,
     buttons,
@@ -200,31 +196,7 @@ async def open_world(
     both = Starlette(routes=[urls.route, Mount("/", app=emulator.app)])
     async with serve_app(both) as url:
         urls.base = url
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            dialnexa_webhook_secret=WEBHOOK_SECRET,  # type: ignore[arg-type]
-            slack_bot_token=BOT_TOKEN,  # type: ignore[arg-type]
-            slack_signing_secret=SIGNING_SECRET,  # type: ignore[arg-type]
-            slack_api_url=f"{url}/api/",
-            database_url=db_url,
-        )
-        client = slack_client(BOT_TOKEN, base_url=f"{url}/api/")
-        deps = Deps(
-            settings=settings,
-            db=db,
-            policy=policy,
-            clock=clock,
-            ids=ids,
-            metrics=Metrics(),
-            slack=client,
-        )
-        app = create_app(deps, workers=False)
-        try:
-            async with app.router.lifespan_context(app):
-                transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://cs") as http:
-                    yield World(http, emulator, urls, app, db)
-        finally:
-            # Before the emulator stops, so it has no idle keep-alive connection to wait out.
-            if client.session is not None:
-                await client.session.close()
+        async with running_app(
+            db=db, policy=policy, clock=clock, ids=ids, db_url=db_url, slack_url=url
+        ) as (app, http):
+            yield World(http, emulator, urls, app, db)

@@ -16,3 +16,5 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # APScheduler is only our ticker; its per-tick lines would drown everything else.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

@@ -11,21 +11,16 @@ from bot.cards import approval_title, reason_modal
 from bot.domain import Intent
 from bot.services import SlackServices
 from bot.slack_ids import SlackId
-from handlers.common import Replier, answering, decide_then_ack
-from handlers.payloads import BlockActions
+from handlers.common import answering, decide_then_ack, parse_click
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
     """Attach the card's button listeners."""
     decisions = services.decisions
 
-    def parse(body: dict[str, Any], client: AsyncWebClient) -> tuple[BlockActions, Replier]:
-        payload = BlockActions.model_validate(body)
-        return payload, Replier(client, payload.user.id, payload.channel_id)
-
     @app.action(SlackId.APPROVE)
     async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        payload, replier = parse(body, client)
+        payload, replier = parse_click(body, client)
 
         async def decide() -> Any:
             ref = payload.ref()
@@ -40,7 +35,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         kind: str, ack: Any, body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()  # the modal needs the trigger id, which expires in 3 seconds
-        payload, replier = parse(body, client)
+        payload, replier = parse_click(body, client)
 
         async def work() -> None:
             ref = payload.ref()
@@ -65,7 +60,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     @app.action(SlackId.RETRY_WRITE)
     async def retry_write(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        payload, replier = parse(body, client)
+        payload, replier = parse_click(body, client)
 
         async def decide() -> Any:
             ref = payload.ref()
@@ -76,7 +71,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     @app.action(SlackId.SET_INTENT)
     async def set_intent(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        payload, replier = parse(body, client)
+        payload, replier = parse_click(body, client)
 
         async def decide() -> Any:
             ref = payload.ref()

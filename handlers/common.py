@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import CountersignError
 from bot.redaction import redact_exception_message
+from handlers.payloads import BlockActions
 
 log = logging.getLogger("countersign.slack")
 
@@ -56,6 +57,12 @@ class Replier:
             log.warning(
                 "could not answer %s ephemerally: %s", self.user_id, exc.response.get("error")
             )
+
+
+def parse_click(body: dict[str, Any], client: AsyncWebClient) -> tuple[BlockActions, Replier]:
+    """A button or select payload, and the way to answer its clicker privately."""
+    payload = BlockActions.model_validate(body)
+    return payload, Replier(client, payload.user.id, payload.channel_id)
 
 
 async def answering(replier: Replier, work: Callable[[], Awaitable[Any]]) -> None:

@@ -15,8 +15,8 @@ from bot.errors import CountersignError
 from bot.notes import BadDate
 from bot.services import SlackServices
 from bot.slack_ids import CardRef, SlackId
-from handlers.common import Replier, answering, decide_then_ack, user_message
-from handlers.payloads import BlockActions, ViewState, ViewSubmission
+from handlers.common import answering, decide_then_ack, parse_click, user_message
+from handlers.payloads import ViewState, ViewSubmission
 
 
 def selected_time(view: ViewState) -> datetime | None:
@@ -40,13 +40,9 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     """Attach the notes card's buttons and the submissions of its two modals."""
     notes = services.notes
 
-    def parse(body: dict[str, Any], client: AsyncWebClient) -> tuple[BlockActions, Replier]:
-        payload = BlockActions.model_validate(body)
-        return payload, Replier(client, payload.user.id, payload.channel_id)
-
     @app.action(SlackId.NOTES_MARK_REVIEWED)
     async def mark_reviewed(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        payload, replier = parse(body, client)
+        payload, replier = parse_click(body, client)
 
         async def decide() -> Any:
             ref = payload.ref()
@@ -62,7 +58,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         client: AsyncWebClient,
     ) -> None:
         await ack()  # the modal needs the trigger id, which expires in 3 seconds
-        payload, replier = parse(body, client)
+        payload, replier = parse_click(body, client)
 
         async def work() -> None:
             ref = payload.ref()

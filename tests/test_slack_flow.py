@@ -8,98 +8,27 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 
-from bot.cards.modals import REASON_ACTION_ID, REASON_BLOCK_ID
-from bot.emulator import SlackEmulator, serve_app
 from bot.slack_ids import SlackId
 from storage.tables import audit_log, decisions, outbox, requests
-from tests.support.app import running_app
-from tests.support.calls import encode, make_call, signed_headers
+from tests.support.calls import make_call
 from tests.support.db import count, rows
 from tests.support.slack import (
-    BOT_TOKEN,
     OUTSIDER,
-    USERGROUPS,
     block_action,
     buttons,
     interactive_body,
     slack_headers,
     text_of,
-    view_submission,
 )
-
-
-class World:
-    """The app, the Slack emulator and the database of one scenario."""
-
-    def __init__(self, http: httpx.AsyncClient, slack: SlackEmulator, app: Any, db: Any) -> None:
-        self.http = http
-        self.slack = slack
-        self.app = app
-        self.db = db
-
-    async def call(self, payload: dict[str, Any]) -> httpx.Response:
-        body = encode(payload)
-        return await self.http.post("/dialnexa/webhook", content=body, headers=signed_headers(body))
-
-    async def drain(self) -> None:
-        await self.app.state.worker.drain()
-
-    def cards(self, channel: str) -> list[dict[str, Any]]:
-        return [{**m, "channel": channel} for m in self.slack.messages(channel)]
-
-    def card(self, channel: str) -> dict[str, Any]:
-        (message,) = self.cards(channel)
-        return message
-
-    async def interact(self, payload: dict[str, Any]) -> httpx.Response:
-        body = interactive_body(payload)
-        return await self.http.post("/slack/events", content=body, headers=slack_headers(body))
-
-    async def click(
-        self, user: str, action: str, message: dict[str, Any], **kw: Any
-    ) -> httpx.Response:
-        element = buttons(message["blocks"])[action]
-        return await self.interact(
-            block_action(
-                user=user,
-                action_id=action,
-                value=element.get("value"),
-                block_id=element.get("block_id") or "actions",
-                channel=message["channel"],
-                message_ts=message["ts"],
-                **kw,
-            )
-        )
-
-    async def submit_reason(
-        self, user: str, callback: str, ref: str, reason: str
-    ) -> httpx.Response:
-        values = {
-            REASON_BLOCK_ID: {REASON_ACTION_ID: {"type": "plain_text_input", "value": reason}}
-        }
-        return await self.interact(
-            view_submission(user=user, callback_id=callback, private_metadata=ref, values=values)
-        )
-
-    async def ephemeral_to(self, user: str) -> str:
-        messages = await self.slack.wait_for(lambda: self.slack.ephemerals(user))
-        return str(messages[-1]["text"])
+from tests.support.world import World, open_world
 
 
 @pytest.fixture
 async def world(db, policy, clock, ids, db_url) -> AsyncIterator[World]:
-    emulator = SlackEmulator(token=BOT_TOKEN, usergroups=USERGROUPS)
-    async with (
-        serve_app(emulator.app) as url,
-        running_app(db=db, policy=policy, clock=clock, ids=ids, db_url=db_url, slack_url=url) as (
-            app,
-            http,
-        ),
-    ):
-        yield World(http, emulator, app, db)
+    async with open_world(db, policy, clock, ids, db_url) as w:
+        yield w
 
 
 REFUND = make_call(

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from bot.cards.modals import REASON_ACTION_ID, REASON_BLOCK_ID
 from bot.emulator import SlackEmulator, serve_app, wait_until
 from tests.support.app import running_app
 from tests.support.calls import encode, signed_headers
@@ -30,6 +31,7 @@ from tests.support.slack import (
     buttons,
     interactive_body,
     slack_headers,
+    view_submission,
 )
 
 TEAM_DOMAIN = "countersign-test"
@@ -168,9 +170,22 @@ class World:
             )
         )
 
+    def cards(self, channel: str) -> list[dict[str, Any]]:
+        return [{**m, "channel": channel} for m in self.slack.messages(channel)]
+
     def card(self, channel: str) -> dict[str, Any]:
-        (message,) = self.slack.messages(channel)
-        return {**message, "channel": channel}
+        (message,) = self.cards(channel)
+        return message
+
+    async def submit_reason(
+        self, user: str, callback: str, ref: str, reason: str
+    ) -> httpx.Response:
+        values = {
+            REASON_BLOCK_ID: {REASON_ACTION_ID: {"type": "plain_text_input", "value": reason}}
+        }
+        return await self.interact(
+            view_submission(user=user, callback_id=callback, private_metadata=ref, values=values)
+        )
 
     async def ephemeral_to(self, user: str) -> str:
         messages = await self.slack.wait_for(lambda: self.slack.ephemerals(user))

@@ -69,8 +69,7 @@ class NotesService:
 
     async def authorize(self, *, request_id: str, user_id: str, action: str) -> RequestView:
         """Refuse before a modal opens (NotAuthorized, audited; BadInput); return the request."""
-        async with self.db.read() as conn:
-            view = await load_view(conn, request_id)
+        view = await self.db.run_read(lambda conn: load_view(conn, request_id))
         _ensure_notes(view.intent)
         await self._authorize(request_id, user_id, action)
         return view

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from bot.background import Background
 from bot.clock import Clock
 from bot.decisions import DecisionService
 from bot.domain import RequestView
@@ -28,8 +29,8 @@ class SlackServices:
     notes: NotesService  # the collections notes card
     home: HomeService  # the App Home
     reminders: ReminderService  # Snooze and Done on reminder messages
+    background: Background = field(default_factory=Background)  # work after the ack
 
     async def view(self, request_id: str) -> RequestView:
         """The request as its card shows it."""
-        async with self.db.read() as conn:
-            return await load_view(conn, request_id)
+        return await self.db.run_read(lambda conn: load_view(conn, request_id))

@@ -25,7 +25,7 @@ from bot.policy import Policy
 from storage.db import Database, Tx
 from storage.outbox import OutboxTask
 from storage.queries import enqueue, insert_ignore
-from storage.requests import card_copies, load_view
+from storage.requests import load_card
 from storage.tables import card_messages, requests
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,7 @@ class SlackPublisher:
         """Post a request's card once per role (primary, escalation, routed)."""
         request_id = str(task.payload["request_id"])
         role = str(task.payload.get("role", "primary"))
-        async with self.db.read() as conn:
-            view = await load_view(conn, request_id)
-            copies = await card_copies(conn, request_id)
+        view, copies = await self.db.run_read(lambda conn: load_card(conn, request_id))
         if any(r == role for r, _, _ in copies):
             return None  # already posted; a second post would show the card twice
         channel = view.escalation_channel if role == "escalation" else view.channel
@@ -166,9 +164,7 @@ class SlackPublisher:
     async def update_card(self, task: OutboxTask) -> Finish | None:
         """Rebuild every posted copy of a request's card from the database."""
         request_id = str(task.payload["request_id"])
-        async with self.db.read() as conn:
-            view = await load_view(conn, request_id)
-            copies = await card_copies(conn, request_id)
+        view, copies = await self.db.run_read(lambda conn: load_card(conn, request_id))
         blocks = approval_card(view, now=self.clock())
         text = approval_text(view)
         for _, channel, ts in copies:
@@ -181,9 +177,7 @@ class SlackPublisher:
         """Tell the finance alerts channel (and the owner) why a request needs attention."""
         request_id = str(task.payload["request_id"])
         reasons = [str(r) for r in task.payload.get("reasons", [])]
-        async with self.db.read() as conn:
-            view = await load_view(conn, request_id)
-            copies = await card_copies(conn, request_id)
+        view, copies = await self.db.run_read(lambda conn: load_card(conn, request_id))
         card_link = None
         primary = next(((c, t) for r, c, t in copies if r == "primary"), None)
         if primary is not None:

@@ -43,7 +43,7 @@ from bot.slack_out import ChannelLimiter, slack_call
 from storage.db import Database, Tx
 from storage.outbox import OutboxTask
 from storage.queries import enqueue
-from storage.requests import card_copies, load_view
+from storage.requests import load_card, load_view
 from storage.tables import outbox, requests
 
 __all__ = [
@@ -157,8 +157,7 @@ class DecisionWriter:
     async def handle(self, task: OutboxTask) -> Finish | None:
         """One attempt at the write of the request in `task`."""
         request_id = str(task.payload["request_id"])
-        async with self.db.read() as conn:
-            view = await load_view(conn, request_id)
+        view = await self.db.run_read(lambda conn: load_view(conn, request_id))
         if view.write_status not in _OPEN:
             log.info("write %s: nothing to do (%s)", task.idempotency_key, view.write_status)
             return None
@@ -315,9 +314,7 @@ class ThreadPoster:
     async def post(self, task: OutboxTask) -> Finish | None:
         """Post the stored message, or render the dead-write alert from the request as it is."""
         request_id = str(task.payload["request_id"])
-        async with self.db.read() as conn:
-            copies = await card_copies(conn, request_id)
-            view = await load_view(conn, request_id)
+        view, copies = await self.db.run_read(lambda conn: load_card(conn, request_id))
         primary = next(((c, ts) for role, c, ts in copies if role == "primary"), None)
         if primary is None:
             raise Retry("the card is not posted yet")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from bot.errors import DatabaseUnavailable
 from storage.audit import AuditBuffer
-from storage.sqlite_writer import SQLiteReaders, SQLiteWriter
+from storage.sqlite_writer import SQLiteReaders, SQLiteWriter, ThreadConnection
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -108,6 +110,47 @@ class Database:
                 tx = Tx(conn)
                 yield tx
                 await tx.audit.flush(conn)
+        except Exception as exc:
+            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
+                raise DatabaseUnavailable() from exc
+            raise
+
+    async def run_transaction(self, body: Callable[[Tx], Coroutine[Any, Any, R]]) -> R:
+        """`body` in a write transaction, then the audit flush and the commit.
+
+        The body may await only its connection: on SQLite the whole transaction runs in one
+        hop to the writer thread (`storage.sqlite_writer.drive`).
+        """
+        try:
+            if self._sqlite_writer is not None:
+
+                async def whole(thread_conn: ThreadConnection) -> R:
+                    conn = cast(AsyncConnection, thread_conn)
+                    tx = Tx(conn)
+                    result = await body(tx)
+                    await tx.audit.flush(conn)
+                    return result
+
+                return await self._sqlite_writer.run(whole)
+            async with self.writer.connect() as conn, conn.begin():
+                tx = Tx(conn)
+                result = await body(tx)
+                await tx.audit.flush(conn)
+                return result
+        except Exception as exc:
+            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
+                raise DatabaseUnavailable() from exc
+            raise
+
+    async def run_read(self, body: Callable[[AsyncConnection], Coroutine[Any, Any, R]]) -> R:
+        """`body` on a read connection; it may await only that connection (one hop on SQLite)."""
+        try:
+            if self._sqlite_readers is not None:
+                return await self._sqlite_readers.run(
+                    lambda thread_conn: body(cast(AsyncConnection, thread_conn))
+                )
+            async with self.reader.connect() as conn:
+                return await body(conn)
         except Exception as exc:
             if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
                 raise DatabaseUnavailable() from exc

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 from bot.errors import DatabaseUnavailable
 from storage.db import Database, Tx, is_unavailable
@@ -21,7 +21,8 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
-Apply = Callable[[Tx, list[T]], Awaitable[list[R]]]
+# It may await only the transaction's connection (see Database.run_transaction).
+Apply = Callable[[Tx, list[T]], Coroutine[Any, Any, list[R]]]
 
 
 class GroupCommitter(Generic[T, R]):
@@ -80,8 +81,12 @@ class GroupCommitter(Generic[T, R]):
     async def _commit(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
         try:
-            async with self._db.transaction() as tx:
-                results = await self._apply(tx, [item for item, _ in batch])
+            items = [item for item, _ in batch]
+
+            async def apply(tx: Tx) -> list[R]:
+                return await self._apply(tx, items)
+
+            results = await self._db.run_transaction(apply)
         except Exception as exc:
             if is_unavailable(exc):
                 err = exc if isinstance(exc, DatabaseUnavailable) else DatabaseUnavailable()

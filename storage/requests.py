@@ -109,6 +109,13 @@ async def load_view(conn: AsyncConnection, request_id: str) -> RequestView:
     )
 
 
+async def load_card(
+    conn: AsyncConnection, request_id: str
+) -> tuple[RequestView, list[tuple[str, str, str]]]:
+    """A request's view and every posted copy of its card, from one snapshot."""
+    return await load_view(conn, request_id), await card_copies(conn, request_id)
+
+
 async def card_copies(conn: AsyncConnection, request_id: str) -> list[tuple[str, str, str]]:
     """Every posted copy of a request's card as (role, channel, ts)."""
     result = await conn.execute(

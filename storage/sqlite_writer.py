@@ -10,7 +10,7 @@ the asyncio engine (they do not contend for SQLite's single writer anyway).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
@@ -78,6 +78,22 @@ class _Scalars(list[Any]):
         return self[0] if self else None
 
 
+def drive(body: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that only awaits inline statements to its end, on the calling thread.
+
+    A transaction body awaits nothing but its connection; on SQLite's own thread each statement
+    completes where it is called, so the whole body (every click of a group commit) costs one
+    thread hop instead of one per statement.
+    """
+    try:
+        body.send(None)
+    except StopIteration as done:
+        result: T = done.value
+        return result
+    body.close()
+    raise RuntimeError("a database body awaited something other than its connection")
+
+
 class _Caller(Protocol):
     async def call(self, fn: Callable[[], T]) -> T: ...
 
@@ -85,9 +101,18 @@ class _Caller(Protocol):
 class ThreadConnection:
     """The async face of a synchronous connection whose statements run on worker threads."""
 
-    def __init__(self, writer: _Caller, conn: Connection) -> None:
+    def __init__(self, writer: _Caller, conn: Connection, *, inline: bool = False) -> None:
         self._writer = writer
         self._conn = conn
+        self._depth = 0
+        # Inline: this object is used on its own thread, by a body driven there (`drive`), so a
+        # statement runs where it is called instead of hopping threads.
+        self._inline = inline
+
+    async def _hop(self, fn: Callable[[], T]) -> T:
+        if self._inline:
+            return fn()
+        return await self._writer.call(fn)
 
     @property
     def dialect(self) -> Dialect:
@@ -106,22 +131,36 @@ class ThreadConnection:
             rows = list(result.all()) if result.returns_rows else []
             return BufferedResult(rows, result.rowcount)
 
-        return await self._writer.call(run)
+        return await self._hop(run)
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(sync_connection, *args)` on the writer thread."""
-        return await self._writer.call(lambda: fn(self._conn, *args))
+        return await self._hop(lambda: fn(self._conn, *args))
 
     @asynccontextmanager
     async def begin_nested(self) -> AsyncIterator[None]:
-        """A savepoint: released on success, rolled back if the block raises."""
-        savepoint = await self._writer.call(self._conn.begin_nested)
+        """A savepoint: released on success, rolled back if the block raises.
+
+        Issued as plain SQL: SQLAlchemy names each savepoint afresh, so every one missed its
+        statement cache and was compiled again, which cost more than the click it guarded.
+        """
+        name = f"cs_{id(self)}_{self._depth}"
+        self._depth += 1
+        conn = self._conn
+        await self._hop(lambda: conn.exec_driver_sql(f"SAVEPOINT {name}"))
         try:
             yield
         except BaseException:
-            await self._writer.call(savepoint.rollback)
+
+            def undo() -> None:
+                conn.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}")
+
+            await self._hop(undo)
             raise
-        await self._writer.call(savepoint.commit)
+        finally:
+            self._depth -= 1
+        await self._hop(lambda: conn.exec_driver_sql(f"RELEASE SAVEPOINT {name}"))
 
 
 class SQLiteWriter:
@@ -160,6 +199,26 @@ class SQLiteWriter:
                 if trans.is_active:
                     await self.call(trans.rollback)
                 raise
+
+    async def run(self, body: Callable[[ThreadConnection], Coroutine[Any, Any, T]]) -> T:
+        """`body` in one write transaction, run start to commit in a single hop to the thread."""
+        async with self._turn:
+
+            def whole() -> T:
+                if self._conn is None:
+                    self._conn = self._engine.connect()
+                conn = self._conn
+                trans = conn.begin()
+                try:
+                    result = drive(body(ThreadConnection(self, conn, inline=True)))
+                    trans.commit()
+                except BaseException:
+                    if trans.is_active:
+                        trans.rollback()
+                    raise
+                return result
+
+            return await self.call(whole)
 
     async def dispose(self) -> None:
         """Close the connection and stop the thread; a later transaction starts them again."""
@@ -214,6 +273,16 @@ class SQLiteReaders:
                 yield ThreadConnection(self, conn)
             finally:
                 await self.call(conn.close)
+
+    async def run(self, body: Callable[[ThreadConnection], Coroutine[Any, Any, T]]) -> T:
+        """`body` on one read connection (one snapshot), in a single hop to a reader thread."""
+        async with self._slots:
+
+            def whole() -> T:
+                with self._engine.connect() as conn:
+                    return drive(body(ThreadConnection(self, conn, inline=True)))
+
+            return await self.call(whole)
 
     async def dispose(self) -> None:
         """Close the connections and stop the threads."""

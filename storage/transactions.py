@@ -8,7 +8,7 @@ compare-and-set, a refusal) rolls back alone and its error reaches only its call
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from storage.db import Database, Tx, is_unavailable
 from storage.group_commit import GroupCommitter
 
 R = TypeVar("R")
-Body = Callable[[Tx], Awaitable[Any]]
+Body = Callable[[Tx], Coroutine[Any, Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -62,11 +62,13 @@ class Transactions:
         self._started = False
         await self._committer.stop()
 
-    async def run(self, body: Callable[[Tx], Awaitable[R]]) -> R:
-        """Run `body` in a write transaction; raises what the body raised, having rolled it back."""
+    async def run(self, body: Callable[[Tx], Coroutine[Any, Any, R]]) -> R:
+        """Run `body` in a write transaction; raises what the body raised, having rolled it back.
+
+        The body may await only the transaction's connection (see Database.run_transaction).
+        """
         if not self._started:
-            async with self.db.transaction() as tx:
-                return await body(tx)
+            return await self.db.run_transaction(body)
         result = await self._committer.submit(body)
         if result.error is not None:
             raise result.error

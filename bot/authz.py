@@ -24,13 +24,14 @@ triage request is `BadInput` (classify it first).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.directory import Directory
@@ -107,29 +108,38 @@ class RequestState:
         return RiskFlag.LOW_CONFIDENCE.value in self.flags
 
 
+@functools.cache
+def _state_queries(lock: bool) -> tuple[Select[Any], Select[Any], Select[Any]]:
+    # Built once: clicks read a request's state constantly, and building the statements each
+    # time cost more than running them.
+    rid = bindparam("rid", type_=requests.c.id.type)
+    state = select(requests).where(requests.c.id == rid)
+    if lock:
+        state = state.with_for_update()
+    approvers = (
+        select(approvals.c.user_id)
+        .where(approvals.c.request_id == rid)
+        .order_by(approvals.c.at, approvals.c.id)
+    )
+    classifiers = select(decisions.c.user_id).where(
+        decisions.c.request_id == rid,
+        decisions.c.action == INTENT_SET,
+        decisions.c.user_id.is_not(None),
+    )
+    return state, approvers, classifiers
+
+
 async def load_state(conn: AsyncConnection, request_id: str, *, lock: bool = False) -> RequestState:
     """Read a request; with `lock`, hold its row until the transaction ends (PostgreSQL).
 
     SQLite needs no row lock: a write transaction there is `BEGIN IMMEDIATE`, one at a time.
     """
-    query = select(requests).where(requests.c.id == request_id)
-    if lock:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+    state, approvers, classifiers = _state_queries(lock)
+    row = (await conn.execute(state, {"rid": request_id})).first()
     if row is None:
         raise NotFound(f"No request {request_id}.")
-    approved = await conn.execute(
-        select(approvals.c.user_id)
-        .where(approvals.c.request_id == request_id)
-        .order_by(approvals.c.at, approvals.c.id)
-    )
-    classified = await conn.execute(
-        select(decisions.c.user_id).where(
-            decisions.c.request_id == request_id,
-            decisions.c.action == INTENT_SET,
-            decisions.c.user_id.is_not(None),
-        )
-    )
+    approved = await conn.execute(approvers, {"rid": request_id})
+    classified = await conn.execute(classifiers, {"rid": request_id})
     return RequestState(
         id=row.id,
         call_id=row.call_id,

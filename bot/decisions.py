@@ -18,13 +18,14 @@ Every click goes through the same steps:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Update, bindparam, delete, insert, select, update
 
 from bot.authz import (
     INTENT_SET,
@@ -92,14 +93,10 @@ class _Change:
         changed in between; a request that changed but is still open is tried again.
         """
         cur = self.cur
+        stmt = _compare_and_set(tuple(status.value for status in statuses), tuple(sorted(values)))
+        params = {f"new_{name}": value for name, value in values.items()}
         result = await self.conn.execute(
-            update(requests)
-            .where(
-                requests.c.id == cur.id,
-                requests.c.status.in_([status.value for status in statuses]),
-                requests.c.version == cur.version,
-            )
-            .values(version=requests.c.version + 1, updated_at=self.now, **values)
+            stmt, {"cas_id": cur.id, "cas_version": cur.version, "cas_now": self.now, **params}
         )
         if result.rowcount != 1:
             latest = await load_state(self.conn, cur.id)
@@ -115,13 +112,14 @@ class _Change:
         """The request's history row (when `history` is given) and the audit row."""
         if history is not None:
             await self.conn.execute(
-                insert(decisions).values(
-                    request_id=self.cur.id,
-                    action=history,
-                    user_id=self.user_id,
-                    reason=reason,
-                    at=self.now,
-                )
+                insert(decisions),
+                {
+                    "request_id": self.cur.id,
+                    "action": history,
+                    "user_id": self.user_id,
+                    "reason": reason,
+                    "at": self.now,
+                },
             )
         if reason is not None:
             details["reason"] = reason
@@ -208,7 +206,7 @@ class DecisionService:
             if user_id in cur.approvals:
                 raise NotAuthorized(ALREADY_APPROVED)
             await c.conn.execute(
-                insert(approvals).values(request_id=cur.id, user_id=user_id, at=now)
+                insert(approvals), {"request_id": cur.id, "user_id": user_id, "at": now}
             )
             given = [*cur.approvals, user_id]
             if len(given) < cur.required_approvals:
@@ -403,8 +401,7 @@ class DecisionService:
         raise StaleCard()  # changing faster than the clicks land; the card shows the latest
 
     async def _read(self, request_id: str) -> RequestState:
-        async with self.db.read() as conn:
-            return await load_state(conn, request_id)
+        return await self.db.run_read(lambda conn: load_state(conn, request_id))
 
     async def _authorize(self, state: RequestState, user_id: str, action: Action) -> None:
         reason = await self.authorizer.refusal(state, user_id=user_id, action=action)
@@ -510,6 +507,24 @@ async def _needs_routed_copy(c: _Change, channel: str) -> bool:
     )
     # A first post still waiting renders the request as it is then: in its new channel.
     return first_post.first() is None and channel != c.cur.channel
+
+
+@functools.cache
+def _compare_and_set(statuses: tuple[str, ...], columns: tuple[str, ...]) -> Update:
+    # One statement per shape, built once: building it per click cost more than running it.
+    return (
+        update(requests)
+        .where(
+            requests.c.id == bindparam("cas_id"),
+            requests.c.status.in_(statuses),
+            requests.c.version == bindparam("cas_version"),
+        )
+        .values(
+            version=requests.c.version + 1,
+            updated_at=bindparam("cas_now", type_=requests.c.updated_at.type),
+            **{name: bindparam(f"new_{name}", type_=requests.c[name].type) for name in columns},
+        )
+    )
 
 
 def write_key(call_id: str, intent: Intent) -> str:

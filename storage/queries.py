@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningInsert
 
 from storage.tables import outbox
+
+
+@functools.cache
+def _insert_ignore(dialect: str, table: Table, columns: tuple[str, ...]) -> ReturningInsert[Any]:
+    # Built once per shape, its values bound at execution: a statement built with `.values()`
+    # each time cost more to build and to key for the statement cache than to run.
+    dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        dialect_insert(table)
+        .on_conflict_do_nothing(index_elements=list(columns))
+        .returning(table.c[columns[0]])
+    )
 
 
 async def insert_ignore(
@@ -23,15 +37,9 @@ async def insert_ignore(
 
     `key` names the unique column, or the columns of a unique constraint.
     """
-    columns = [key] if isinstance(key, str) else list(key)
-    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        dialect_insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=columns)
-        .returning(table.c[columns[0]])
-    )
-    return (await conn.execute(stmt)).first() is not None
+    columns = (key,) if isinstance(key, str) else tuple(key)
+    stmt = _insert_ignore(conn.dialect.name, table, columns)
+    return (await conn.execute(stmt, values)).first() is not None
 
 
 async def insert_ignore_many(

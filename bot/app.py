@@ -90,7 +90,15 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
                 limiter=publisher.limiter,
             ).routes()
         )
-    worker = OutboxWorker(db=deps.db, routes=routes, clock=deps.clock, metrics=deps.metrics)
+    # Clicks and finished outbox rows share commits (storage/transactions.py).
+    transactions = Transactions(deps.db)
+    worker = OutboxWorker(
+        db=deps.db,
+        routes=routes,
+        clock=deps.clock,
+        metrics=deps.metrics,
+        transactions=transactions,
+    )
     scheduler = Scheduler(
         db=deps.db,
         policy=deps.policy,
@@ -132,8 +140,8 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
         secrets=deps.settings.webhook_secrets, committer=committer, metrics=deps.metrics
     )
 
-    transactions = Transactions(deps.db)
     bolt = None
+    services: SlackServices | None = None
     if client is not None:
         directory = deps.directory or SlackDirectory(client, clock=deps.clock)
         decisions = DecisionService(
@@ -202,6 +210,8 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
         finally:
             if socket is not None:
                 await socket.close_async()
+            if services is not None:
+                await services.background.drain()
             if workers:
                 await scheduler.stop()
             stop.set()

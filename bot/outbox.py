@@ -13,7 +13,7 @@ import asyncio
 import logging
 import random
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,11 +23,13 @@ from bot.errors import CountersignError
 from bot.metrics import Metrics
 from bot.redaction import redact_exception_message
 from storage.db import Database, Tx
-from storage.outbox import LeaseLost, OutboxTask, burying, claim, finishing, retrying
+from storage.outbox import LeaseLost, OutboxTask, burying, claim, mark_done, retrying
+from storage.transactions import Transactions
 
 log = logging.getLogger(__name__)
 
-Finish = Callable[[Tx], Awaitable[None]]
+# Like every transaction body, it may await only the transaction's connection.
+Finish = Callable[[Tx], Coroutine[Any, Any, None]]
 Handler = Callable[[OutboxTask], Awaitable[Finish | None]]
 Hook = Callable[[Tx, OutboxTask, str], Awaitable[None]]
 
@@ -83,6 +85,7 @@ class OutboxWorker:
         poll_interval: float = 0.5,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
+        transactions: Transactions | None = None,
     ) -> None:
         self.db = db
         self.routes = routes
@@ -95,6 +98,7 @@ class OutboxWorker:
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
+        self.transactions = transactions or Transactions(db)
 
     def kick(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -174,10 +178,15 @@ class OutboxWorker:
             log.exception("outbox %s %s failed [ref %s]", task.kind, task.idempotency_key, ref)
             await self._retry(task, route, f"{redact_exception_message(exc)} [ref {ref}]")
         else:
+
+            async def done(tx: Tx) -> None:
+                await mark_done(tx, task, now=self.clock())
+                if finish is not None:
+                    await finish(tx)
+
             try:
-                async with finishing(self.db, task, now=self.clock()) as tx:
-                    if finish is not None:
-                        await finish(tx)
+                # Shared with whatever else commits at the moment (clicks, other rows).
+                await self.transactions.run(done)
                 self.metrics.outbox_done.labels(task.kind).inc()
             except LeaseLost:
                 log.warning("outbox %s: lease lost before finishing", task.idempotency_key)

@@ -43,7 +43,9 @@ def build_bolt(
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
-        process_before_response=False,
+        # Listeners ack, then hand what can wait to services.background: the response goes
+        # out when the listener returns, with no polling for the ack.
+        process_before_response=True,
         logger=log,
     )
     actions.register(app, services)

@@ -11,7 +11,7 @@ from bot.cards import approval_title, reason_modal
 from bot.domain import Intent
 from bot.services import SlackServices
 from bot.slack_ids import SlackId
-from handlers.common import answering, decide_then_ack, parse_click
+from handlers.common import decide_then_ack, parse_click
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
@@ -20,7 +20,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     @app.action(SlackId.APPROVE)
     async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        payload, replier = parse_click(body, client)
+        payload, replier = parse_click(body, client, services.background)
 
         async def decide() -> Any:
             ref = payload.ref()
@@ -35,7 +35,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         kind: str, ack: Any, body: dict[str, Any], client: AsyncWebClient
     ) -> None:
         await ack()  # the modal needs the trigger id, which expires in 3 seconds
-        payload, replier = parse_click(body, client)
+        payload, replier = parse_click(body, client, services.background)
 
         async def work() -> None:
             ref = payload.ref()
@@ -48,7 +48,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
                 view=reason_modal(kind, ref, summary=approval_title(view)),  # type: ignore[arg-type]
             )
 
-        await answering(replier, work)
+        replier.later(work)
 
     @app.action(SlackId.REJECT)
     async def reject(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -60,7 +60,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     @app.action(SlackId.RETRY_WRITE)
     async def retry_write(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        payload, replier = parse_click(body, client)
+        payload, replier = parse_click(body, client, services.background)
 
         async def decide() -> Any:
             ref = payload.ref()
@@ -71,7 +71,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     @app.action(SlackId.SET_INTENT)
     async def set_intent(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        payload, replier = parse_click(body, client)
+        payload, replier = parse_click(body, client, services.background)
 
         async def decide() -> Any:
             ref = payload.ref()

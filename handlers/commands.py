@@ -20,7 +20,7 @@ from bot.cards.lookup import LOOKUP_BLOCK_ID, Message, lookup_modal, result_moda
 from bot.services import SlackServices
 from bot.slack_ids import SlackId
 from bot.workspace import url_of_domain
-from handlers.common import Replier, answering, user_message
+from handlers.common import Replier, user_message
 from handlers.payloads import BlockActions, ViewSubmission
 
 log = logging.getLogger("countersign.slack")
@@ -66,7 +66,11 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             message = await asyncio.wait_for(asyncio.shield(task), ACK_BUDGET)
         except TimeoutError:
             await ack(response_type="ephemeral", text=HOLDING)
-            await respond(**_ephemeral(await _settled(task)))
+
+            async def answer_later() -> None:
+                await respond(**_ephemeral(await _settled(task)))
+
+            services.background.spawn(answer_later(), name=f"lookup:{command.user_id}")
             return
         except Exception as exc:
             await ack(response_type="ephemeral", text=user_message(exc))
@@ -81,7 +85,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         async def work() -> None:
             await client.views_open(trigger_id=body.get("trigger_id"), view=lookup_modal())
 
-        await answering(Replier(client, user, None), work)
+        Replier(client, user, None, services.background).later(work)
 
     @app.view(SlackId.LOOKUP_QUERY)
     async def lookup_query(ack: Any, body: dict[str, Any]) -> None:
@@ -100,7 +104,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     async def show(ack: Any, body: dict[str, Any], client: AsyncWebClient, respond: Any) -> None:
         await ack()
         payload = BlockActions.model_validate(body)
-        replier = Replier(client, payload.user.id, payload.channel_id)
+        replier = Replier(client, payload.user.id, payload.channel_id, services.background)
 
         async def work() -> None:
             message = await lookup.show(
@@ -117,7 +121,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
             else:
                 await respond(replace_original=False, **_ephemeral(message))
 
-        await answering(replier, work)
+        replier.later(work)
 
 
 def _ephemeral(message: Message) -> dict[str, Any]:

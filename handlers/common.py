@@ -15,6 +15,7 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.background import Background
 from bot.errors import CountersignError
 from bot.redaction import redact_exception_message
 from handlers.payloads import BlockActions
@@ -38,11 +39,20 @@ def user_message(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Replier:
-    """Answers one user privately where they clicked."""
+    """Answers one user privately where they clicked, now or after the ack."""
 
     client: AsyncWebClient
     user_id: str
     channel_id: str | None
+    background: Background
+
+    def later(self, work: Callable[[], Awaitable[Any]]) -> None:
+        """Run `work` after the response to Slack; its error, if any, is told to the user."""
+        self.background.spawn(answering(self, work), name=f"after-ack:{self.user_id}")
+
+    def say_later(self, text: str) -> None:
+        """`say` after the response to Slack."""
+        self.background.spawn(self.say(text), name=f"say:{self.user_id}")
 
     async def say(self, text: str) -> None:
         """An ephemeral message to the user; logged, never raised, if Slack refuses it."""
@@ -59,14 +69,16 @@ class Replier:
             )
 
 
-def parse_click(body: dict[str, Any], client: AsyncWebClient) -> tuple[BlockActions, Replier]:
+def parse_click(
+    body: dict[str, Any], client: AsyncWebClient, background: Background
+) -> tuple[BlockActions, Replier]:
     """A button or select payload, and the way to answer its clicker privately."""
     payload = BlockActions.model_validate(body)
-    return payload, Replier(client, payload.user.id, payload.channel_id)
+    return payload, Replier(client, payload.user.id, payload.channel_id, background)
 
 
 async def answering(replier: Replier, work: Callable[[], Awaitable[Any]]) -> None:
-    """Run a listener's work after its ack; report any error to the user who clicked."""
+    """Run a listener's work; report any error to the user who clicked."""
     try:
         await work()
     except Exception as exc:
@@ -78,15 +90,18 @@ async def decide_then_ack(
     replier: Replier,
     decide: Callable[[], Awaitable[Any]],
 ) -> Any:
-    """Commit the decision first, then ack: once Slack sees the ack, the click is durable."""
+    """Commit the decision first, then ack: once Slack sees the ack, the click is durable.
+
+    What the clicker is told privately goes out after the response.
+    """
     try:
         outcome = await decide()
     except Exception as exc:
         await ack()
-        await replier.say(user_message(exc))
+        replier.say_later(user_message(exc))
         return None
     await ack()
     notice = getattr(outcome, "notice", None)
     if notice:
-        await replier.say(notice)
+        replier.say_later(notice)
     return outcome

@@ -33,10 +33,13 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     @app.event("app_home_opened")
     async def app_home_opened(event: dict[str, Any]) -> None:
-        # Bolt acks events before this runs; the Home tab is published after.
         opened = AppHomeOpened.model_validate(event)
         if opened.tab != "home":
             return  # the Messages tab is disabled in the manifest
+        # Slack's event is acknowledged when this returns; the Home tab is published after.
+        services.background.spawn(publish(opened), name=f"home:{opened.user}")
+
+    async def publish(opened: AppHomeOpened) -> None:
         try:
             view = await home.view(user_id=opened.user, base_url=await workspace.get())
         except Exception as exc:

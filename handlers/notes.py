@@ -15,7 +15,7 @@ from bot.errors import CountersignError
 from bot.notes import BadDate
 from bot.services import SlackServices
 from bot.slack_ids import CardRef, SlackId
-from handlers.common import answering, decide_then_ack, parse_click, user_message
+from handlers.common import decide_then_ack, parse_click, user_message
 from handlers.payloads import ViewState, ViewSubmission
 
 
@@ -42,7 +42,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
 
     @app.action(SlackId.NOTES_MARK_REVIEWED)
     async def mark_reviewed(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
-        payload, replier = parse_click(body, client)
+        payload, replier = parse_click(body, client, services.background)
 
         async def decide() -> Any:
             ref = payload.ref()
@@ -58,7 +58,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
         client: AsyncWebClient,
     ) -> None:
         await ack()  # the modal needs the trigger id, which expires in 3 seconds
-        payload, replier = parse_click(body, client)
+        payload, replier = parse_click(body, client, services.background)
 
         async def work() -> None:
             ref = payload.ref()
@@ -74,7 +74,7 @@ def register(app: AsyncApp, services: SlackServices) -> None:
                 modal = note_modal("add_note", ref, summary=summary)
             await client.views_open(trigger_id=payload.trigger_id, view=modal)
 
-        await answering(replier, work)
+        replier.later(work)
 
     @app.action(SlackId.NOTES_NEEDS_FOLLOW_UP)
     async def needs_follow_up(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:

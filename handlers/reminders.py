@@ -14,10 +14,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.authz import BadInput
+from bot.background import Background
 from bot.reminder_ref import ReminderRef, SnoozeChoice
 from bot.reminders import ReminderOutcome, ReminderService
 from bot.slack_ids import SlackId
-from handlers.common import Replier, answering, decide_then_ack
+from handlers.common import Replier, decide_then_ack
 from handlers.payloads import BlockActions
 
 STALE_CONTROLS = "This message's controls are out of date; use the newest reminder."
@@ -28,6 +29,9 @@ class HasReminders(Protocol):
 
     @property
     def reminders(self) -> ReminderService: ...
+
+    @property
+    def background(self) -> Background: ...
 
 
 def _ref(payload: BlockActions) -> ReminderRef:
@@ -50,7 +54,7 @@ def register(app: AsyncApp, services: HasReminders) -> None:
         change: Callable[[BlockActions, ReminderRef], Awaitable[ReminderOutcome]],
     ) -> None:
         payload = BlockActions.model_validate(body)
-        replier = Replier(client, payload.user.id, payload.channel_id)
+        replier = Replier(client, payload.user.id, payload.channel_id, services.background)
         ref: ReminderRef | None = None
 
         async def decide() -> ReminderOutcome:
@@ -69,7 +73,7 @@ def register(app: AsyncApp, services: HasReminders) -> None:
             blocks, text = reminders.render(outcome, audience=audience)
             await client.chat_update(channel=channel, ts=ts, blocks=blocks, text=text)
 
-        await answering(replier, rerender)
+        replier.later(rerender)
 
     @app.action(SlackId.REMINDER_SNOOZE)
     async def snooze(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:

@@ -124,6 +124,17 @@ async def finishing(db: Database, task: OutboxTask, *, now: datetime) -> AsyncIt
         yield tx
 
 
+async def mark_done(tx: Tx, task: OutboxTask, *, now: datetime) -> None:
+    """Mark `task` done in `tx`; raises LeaseLost when another worker owns the row now."""
+    result = await tx.conn.execute(
+        update(outbox)
+        .where(_fence(task))
+        .values(status="done", done_at=now, updated_at=now, lease_expires_at=None)
+    )
+    if result.rowcount != 1:
+        raise LeaseLost(task.idempotency_key)
+
+
 @asynccontextmanager
 async def retrying(
     db: Database, task: OutboxTask, *, at: datetime, error: str, now: datetime

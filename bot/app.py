@@ -21,6 +21,7 @@ from bot.decisions import DecisionService
 from bot.dialnexa import IncomingCall
 from bot.directory import Directory, SlackDirectory
 from bot.fetch import AnalysisFetcher, DialNexaClient
+from bot.foreground import CountRequests, Foreground
 from bot.home import HomeService
 from bot.ingest import Ingest, IngestResult
 from bot.lookup import LookupService
@@ -92,12 +93,14 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
         )
     # Clicks and finished outbox rows share commits (storage/transactions.py).
     transactions = Transactions(deps.db)
+    foreground = Foreground()
     worker = OutboxWorker(
         db=deps.db,
         routes=routes,
         clock=deps.clock,
         metrics=deps.metrics,
         transactions=transactions,
+        foreground=foreground.busy,
     )
     scheduler = Scheduler(
         db=deps.db,
@@ -228,6 +231,9 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
                 client.session = None  # type: ignore[union-attr]
 
     app = FastAPI(title="Countersign", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.add_middleware(
+        CountRequests, foreground=foreground, paths=("/slack/events", "/dialnexa/webhook")
+    )
     app.state.deps = deps
     app.state.committer = committer
     app.state.worker = worker

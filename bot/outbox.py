@@ -86,6 +86,7 @@ class OutboxWorker:
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
         transactions: Transactions | None = None,
+        foreground: Callable[[], bool] | None = None,
     ) -> None:
         self.db = db
         self.routes = routes
@@ -99,6 +100,8 @@ class OutboxWorker:
         self.rng = rng or random.Random()
         self._wake = asyncio.Event()
         self.transactions = transactions or Transactions(db)
+        # True while people wait on this process's answers: keep one row in hand meanwhile.
+        self.foreground = foreground or (lambda: False)
 
     def kick(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -136,7 +139,7 @@ class OutboxWorker:
         while not stop.is_set():
             # Cleared before claiming, so a kick that lands during the claim is not lost.
             self._wake.clear()
-            room = concurrency - len(inflight)
+            room = (1 if self.foreground() else concurrency) - len(inflight)
             claimed: list[OutboxTask] = []
             if room > 0 and self.routes:
                 try:

@@ -204,3 +204,42 @@ async def test_first_audit_rows_written_concurrently_form_one_chain(db, clock):
     await asyncio.gather(*(append(n) for n in range(8)))
     ordered = sorted(await rows(db, audit_log), key=lambda r: r.seq)
     assert await verify_chain(ordered) == (8, None)
+
+
+async def test_worker_keeps_one_row_in_hand_while_requests_are_answered(db, clock):
+    await put(db, clock, 6)
+    busy = True
+    running = 0
+    most = 0
+    release = asyncio.Event()
+
+    async def handle(task: OutboxTask):
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await release.wait()
+        running -= 1
+        return None
+
+    w = worker(db, clock, {"job": Route(handle)}, foreground=lambda: busy)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(w.run(stop, concurrency=4))
+    await asyncio.sleep(0.3)
+    assert (running, most) == (1, 1)  # clicks are being answered: the worker makes way
+
+    busy = False
+    w.kick()
+    for _ in range(100):
+        if running == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert running == 4  # answered: it takes its full concurrency again
+    release.set()
+    for _ in range(300):
+        if {r.status for r in await rows(db, outbox)} == {"done"}:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    w.kick()
+    await loop
+    assert {r.status for r in await rows(db, outbox)} == {"done"}

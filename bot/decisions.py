@@ -136,15 +136,7 @@ class _Change:
         await self.queue("update_card", f"update_card:{self.cur.id}:{version}")
         if cancel_nudges:
             # Someone acted: nudging the approvers about this request would be noise now.
-            await self.conn.execute(
-                update(reminders)
-                .where(
-                    reminders.c.request_id == self.cur.id,
-                    reminders.c.status == "pending",
-                    reminders.c.kind == ReminderKind.SLA_NUDGE.value,
-                )
-                .values(status="cancelled")
-            )
+            await self.conn.execute(_cancel_nudges(), {"nudged_id": self.cur.id})
 
     async def post_card(self, role: str) -> None:
         """Queue another copy of the card (the escalation copy, or the routed one)."""
@@ -240,9 +232,8 @@ class DecisionService:
             )
             await c.queue_write()
             await c.refresh(new_version, cancel_nudges=True)
-            return Outcome(
-                cur.id, RequestStatus.APPROVED, "Approved; the decision is being written."
-            )
+            # No private notice: the card itself turns to "Approved by you" and shows the write.
+            return Outcome(cur.id, RequestStatus.APPROVED)
 
         return await self._run(request_id, user_id, Action.APPROVE, version, step)
 
@@ -507,6 +498,19 @@ async def _needs_routed_copy(c: _Change, channel: str) -> bool:
     )
     # A first post still waiting renders the request as it is then: in its new channel.
     return first_post.first() is None and channel != c.cur.channel
+
+
+@functools.cache
+def _cancel_nudges() -> Update:
+    return (
+        update(reminders)
+        .where(
+            reminders.c.request_id == bindparam("nudged_id", type_=reminders.c.request_id.type),
+            reminders.c.status == "pending",
+            reminders.c.kind == ReminderKind.SLA_NUDGE.value,
+        )
+        .values(status="cancelled")
+    )
 
 
 @functools.cache

@@ -90,9 +90,7 @@ async def test_an_approval_decides_queues_one_write_and_one_card_update_and_stop
 
     outcome = await service.approve(request_id=request_id, user_id=ANA, version=1)
 
-    assert outcome == Outcome(
-        request_id, RequestStatus.APPROVED, "Approved; the decision is being written."
-    )
+    assert outcome == Outcome(request_id, RequestStatus.APPROVED, notice=None)
     row = await request_row(db, request_id)
     assert (row.status, row.decided_by, row.decided_at) == ("approved", ANA, clock.now)
     assert (row.version, row.write_status) == (2, "queued")

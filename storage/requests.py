@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.domain import (
@@ -30,35 +31,41 @@ def _known_flags(values: list[str]) -> list[RiskFlag]:
     return [RiskFlag(v) for v in values if v in known]
 
 
+@functools.cache
+def _view_queries() -> tuple[Select[Any], Select[Any], Select[Any], Select[Any], Select[Any]]:
+    # Built once: every card refresh and write reads a view, and building these statements
+    # each time cost more than running them.
+    rid = bindparam("rid", type_=requests.c.id.type)
+    view = (
+        select(requests, calls)
+        .join(calls, calls.c.id == requests.c.call_id)
+        .where(requests.c.id == rid)
+    )
+    approvers = (
+        select(approvals.c.user_id)
+        .where(approvals.c.request_id == rid)
+        .order_by(approvals.c.at, approvals.c.id)
+    )
+    history = select(decisions).where(decisions.c.request_id == rid).order_by(decisions.c.id)
+    noted = select(notes).where(notes.c.request_id == rid).order_by(notes.c.at, notes.c.id)
+    copies = (
+        select(card_messages.c.role, card_messages.c.channel, card_messages.c.ts)
+        .where(card_messages.c.request_id == rid)
+        .order_by(card_messages.c.id)
+    )
+    return view, approvers, history, noted, copies
+
+
 async def load_view(conn: AsyncConnection, request_id: str) -> RequestView:
     """The request, its call, approvals and history, as one immutable view."""
-    row = (
-        await conn.execute(
-            select(requests, calls)
-            .join(calls, calls.c.id == requests.c.call_id)
-            .where(requests.c.id == request_id)
-        )
-    ).first()
+    view, approvers, history_of, notes_of, _ = _view_queries()
+    row = (await conn.execute(view, {"rid": request_id})).first()
     if row is None:
         raise NotFound(f"No request {request_id}.")
     r = row._mapping
-    approved_by = (
-        await conn.execute(
-            select(approvals.c.user_id)
-            .where(approvals.c.request_id == request_id)
-            .order_by(approvals.c.at, approvals.c.id)
-        )
-    ).scalars()
-    history = (
-        await conn.execute(
-            select(decisions).where(decisions.c.request_id == request_id).order_by(decisions.c.id)
-        )
-    ).all()
-    noted = (
-        await conn.execute(
-            select(notes).where(notes.c.request_id == request_id).order_by(notes.c.at, notes.c.id)
-        )
-    ).all()
+    approved_by = (await conn.execute(approvers, {"rid": request_id})).scalars()
+    history = (await conn.execute(history_of, {"rid": request_id})).all()
+    noted = (await conn.execute(notes_of, {"rid": request_id})).all()
     transcript: list[Turn] | None = None
     if not r[requests.c.sensitive] and r[calls.c.transcript]:
         transcript = [Turn.model_validate(t) for t in r[calls.c.transcript]]
@@ -118,9 +125,5 @@ async def load_card(
 
 async def card_copies(conn: AsyncConnection, request_id: str) -> list[tuple[str, str, str]]:
     """Every posted copy of a request's card as (role, channel, ts)."""
-    result = await conn.execute(
-        select(card_messages.c.role, card_messages.c.channel, card_messages.c.ts)
-        .where(card_messages.c.request_id == request_id)
-        .order_by(card_messages.c.id)
-    )
+    result = await conn.execute(_view_queries()[4], {"rid": request_id})
     return [(r.role, r.channel, r.ts) for r in result]

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -221,125 +222,85 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of process `pid` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def clicks(
-    base: str, targets: list[tuple[CardRef, str]], conc: int, slack: SlackEmulator | None
-) -> dict[str, Any]:
-    latencies: list[float] = []
-    sent_at: dict[str, float] = {}
-    async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(max_connections=conc)) as c:
-        queue = list(targets)
-
-        async def worker(k: int) -> None:
-            while queue:
-                ref, ts = queue.pop()
-                body = click_body(APPROVERS[k % len(APPROVERS)], ref, "C0REFUNDS", ts)
-                start = time.perf_counter()
-                sent_at[ts] = time.time()
-                r = await c.post("/slack/events", content=body, headers=signed(body))
-                latencies.append((time.perf_counter() - start) * 1000)
-                assert r.status_code == 200, r.status_code
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(k) for k in range(conc)))
-        elapsed = time.perf_counter() - started
-    result: dict[str, Any] = {
-        "clicks": len(latencies),
-        "clicks_per_s": round(len(latencies) / elapsed),
-        "p50_ms": round(statistics.median(latencies), 1),
-        "p99_ms": round(pct(latencies, 0.99), 1),
-    }
-    if slack is not None:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            updated = {c.params.get("ts"): c.at for c in slack.calls("chat.update")}
-            if all(ts in updated for ts in sent_at):
-                break
-            await asyncio.sleep(0.05)
-        delays = [(updated[ts] - sent_at[ts]) * 1000 for ts in sent_at if ts in updated]
-        result["update_p50_ms"] = round(statistics.median(delays), 1) if delays else None
-        result["update_p99_ms"] = round(pct(delays, 0.99), 1) if delays else None
-        result["updates_seen"] = len(delays)
-    return result
-
-
-WRK_LUA = r"""
-local reqs, n = {}, 0
-function init(args)
-  for line in io.lines(args[1]) do
-    local ts, sig, body = line:match("^(%d+) (%S+) (.*)$")
-    reqs[#reqs + 1] = wrk.format("POST", "/slack/events", {
-      ["Content-Type"] = "application/x-www-form-urlencoded",
-      ["X-Slack-Request-Timestamp"] = ts, ["X-Slack-Signature"] = sig}, body)
-  end
-end
-function request()
-  n = n % #reqs + 1
-  return reqs[n]
-end
-function done(summary, latency, requests)
-  io.write(string.format('RESULT {"requests":%d,"seconds":%.3f,"p50_ms":%.2f,"p99_ms":%.2f}\n',
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000))
-end
-"""
-
-
-async def clicks_wrk(
-    base: str,
+    port: int,
     targets: list[tuple[CardRef, str]],
     conc: int,
-    slack: SlackEmulator | None,
+    mode: str,
     work: Path,
+    *,
+    slack: SlackEmulator | None = None,
+    pid: int | None = None,
+    idle: Callable[[], Awaitable[bool]] | None = None,
 ) -> dict[str, Any]:
-    """The same clicks driven by wrk (one thread, `conc` connections), one pass over targets."""
-    script, data = work / "clicks.lua", work / f"clicks_{conc}.txt"
-    script.write_text(WRK_LUA)
-    sent_at = time.time()
+    """Each target clicked once by bench/loadgen.py; latency, server CPU and card updates."""
+    data = work / f"clicks_{conc}.jsonl"
     with data.open("w") as f:
         for k, (ref, ts) in enumerate(targets):
             body = click_body(APPROVERS[k % len(APPROVERS)], ref, "C0REFUNDS", ts)
-            h = signed(body)
-            f.write(f"{h['x-slack-request-timestamp']} {h['x-slack-signature']} {body.decode()}\n")
-    # Each connection sends in turn through the list; stop once every click has been sent.
-    seconds = max(2, len(targets) // 40)
+            line = {"path": "/slack/events", "headers": signed(body), "body": body.decode()}
+            f.write(json.dumps(line) + "\n")
+    cpu_before = cpu_seconds(pid) if pid else 0.0
     out = await asyncio.to_thread(
         subprocess.run,
         [
-            "wrk",
-            "-t1",
-            f"-c{conc}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            base,
-            "--",
+            sys.executable,
+            str(Path(__file__).with_name("loadgen.py")),
             str(data),
+            "--port",
+            str(port),
+            "--conc",
+            str(conc),
+            "--mode",
+            mode,
         ],
         capture_output=True,
         text=True,
         check=True,
     )
-    line = next(x for x in out.stdout.splitlines() if x.startswith("RESULT "))
-    r = json.loads(line[len("RESULT ") :])
+    cpu_clicks = cpu_seconds(pid) if pid else 0.0
+    run = json.loads(out.stdout)
+    sent = run["results"]
+    bad = [status for _, _, status in sent if status != 200]
+    assert not bad, f"{len(bad)} clicks answered {bad[0]}"
+    latencies = [ms for _, ms, _ in sent]
     result: dict[str, Any] = {
-        "clicks": r["requests"],
-        "clicks_per_s": round(r["requests"] / r["seconds"]),
-        "p50_ms": r["p50_ms"],
-        "p99_ms": r["p99_ms"],
+        "clicks": len(sent),
+        "clicks_per_s": round(len(sent) / run["seconds"]),
+        "p50_ms": round(statistics.median(latencies), 1),
+        "p99_ms": round(pct(latencies, 0.99), 1),
+        "max_ms": round(max(latencies), 1),
     }
+    if pid:
+        result["cpu_ms_per_click_to_ack"] = round((cpu_clicks - cpu_before) * 1000 / len(sent), 2)
     if slack is not None:
-        wanted = {ts for _, ts in targets}
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            updated = {c.params.get("ts"): c.at for c in slack.calls("chat.update")}
-            if wanted <= set(updated):
+        sent_at = {ts: started for (_, ts), (started, _, _) in zip(targets, sent, strict=True)}
+        deadline = time.time() + 120
+        while True:
+            updated: dict[str, float] = {}
+            for call in slack.calls("chat.update"):
+                updated.setdefault(str(call.params.get("ts")), call.at)
+            if set(sent_at) <= set(updated) or time.time() > deadline:
                 break
-            await asyncio.sleep(0.1)
-        result["all_updated_after_s"] = round(
-            max(updated.get(t, deadline) for t in wanted) - sent_at, 2
-        )
+            await asyncio.sleep(0.05)
+        delays = [(updated[ts] - sent_at[ts]) * 1000 for ts in sent_at if ts in updated]
+        result["update_p50_ms"] = round(statistics.median(delays), 1) if delays else None
+        result["update_p99_ms"] = round(pct(delays, 0.99), 1) if delays else None
+        result["updates_missing"] = len(sent_at) - len(delays)
+        if pid and idle is not None:
+            for _ in range(2400):  # the second card update (write done) may still be queued
+                if await idle():
+                    break
+                await asyncio.sleep(0.05)
+            result["cpu_ms_per_click_all"] = round(
+                (cpu_seconds(pid) - cpu_before) * 1000 / len(sent), 2
+            )
     return result
 
 
@@ -369,18 +330,13 @@ async def run(args: argparse.Namespace) -> None:
             stderr=subprocess.DEVNULL,
         )
         try:
-            base = f"http://127.0.0.1:{port}"
-            await wait_healthy(base, bare)
+            await wait_healthy(f"http://127.0.0.1:{port}", bare)
             for conc in args.concurrency:
                 fake = [
                     (CardRef(request_id=f"req_{i}", version=1), f"{i}.0")
                     for i in range(args.clicks)
                 ]
-                r = await (
-                    clicks_wrk(base, fake, conc, None, work)
-                    if args.wrk
-                    else clicks(base, fake, conc, None)
-                )
+                r = await clicks(port, fake, conc, args.mode, work, pid=bare.pid)
                 rows_out.append({"target": "bare", "conc": conc, **r})
                 print(json.dumps(rows_out[-1]), flush=True)
         finally:
@@ -397,34 +353,37 @@ async def run(args: argparse.Namespace) -> None:
             "DATABASE_URL": database_url,
         }
         db = Database(async_database_url(database_url))
+        countersign = str(Path(sys.executable).with_name("countersign"))
         if database_url.startswith("postgresql"):
             async with db.writer.begin() as conn:
                 await conn.execute(text("DROP SCHEMA public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
+                await conn.execute(text("CREATE SCHEMA public"))
             subprocess.run(
-                [str(Path(sys.executable).with_name("countersign")), "db", "upgrade"],
-                env=env,
-                cwd=work,
-                check=True,
-                capture_output=True,
+                [countersign, "db", "upgrade"], env=env, cwd=work, check=True, capture_output=True
             )
         port = free_port()
         proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("countersign")), "serve", "--port", str(port)],
+            [countersign, "serve", "--port", str(port)],
             env=env,
             cwd=work,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+
+        async def idle() -> bool:
+            async with db.read() as conn:
+                due = await conn.execute(
+                    select(outbox.c.id).where(outbox.c.status == "pending").limit(1)
+                )
+                return due.first() is None
+
         try:
-            base = f"http://127.0.0.1:{port}"
-            await wait_healthy(base, proc)
+            await wait_healthy(f"http://127.0.0.1:{port}", proc)
             for conc in args.concurrency:
+                base = f"http://127.0.0.1:{port}"
                 targets = await seed(base, db, slack_api, args.clicks, f"c{conc}")
-                r = await (
-                    clicks_wrk(base, targets, conc, emulator, work)
-                    if args.wrk
-                    else clicks(base, targets, conc, emulator)
+                r = await clicks(
+                    port, targets, conc, args.mode, work, slack=emulator, pid=proc.pid, idle=idle
                 )
                 rows_out.append({"target": "countersign", "conc": conc, **r})
                 print(json.dumps(rows_out[-1]), flush=True)
@@ -432,12 +391,17 @@ async def run(args: argparse.Namespace) -> None:
             proc.terminate()
             proc.wait()
             await db.dispose()
-    print("\n| target | concurrent clicks | clicks/s | p50 ms | p99 ms | update p50 | update p99 |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "\n| target | concurrent clicks | clicks/s | p50 ms | p99 ms | CPU ms/click "
+        "| update p50 ms | update p99 ms |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows_out:
+        cpu = r.get("cpu_ms_per_click_all", r.get("cpu_ms_per_click_to_ack"))
         print(
             f"| {r['target']} | {r['conc']} | {r['clicks_per_s']} | {r['p50_ms']} | "
-            f"{r['p99_ms']} | {r.get('update_p50_ms', '-')} | {r.get('update_p99_ms', '-')} |"
+            f"{r['p99_ms']} | {cpu} | {r.get('update_p50_ms', '-')} | "
+            f"{r.get('update_p99_ms', '-')} |"
         )
 
 
@@ -445,13 +409,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--clicks", type=int, default=300, help="clicks per concurrency level")
+    parser.add_argument("--clicks", type=int, default=1000, help="clicks per concurrency level")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--database", default=None, help="postgresql://… (default: SQLite)")
     parser.add_argument(
-        "--wrk",
-        action="store_true",
-        help="drive the clicks with wrk instead of this process's HTTP client",
+        "--mode",
+        choices=["closed", "burst"],
+        default="closed",
+        help="closed: each connection clicks again once answered; burst: waves of N at once",
     )
     asyncio.run(run(parser.parse_args()))
 

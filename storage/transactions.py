@@ -1,4 +1,4 @@
-"""Running transaction bodies, one commit for many when they arrive together.
+"""Running transaction bodies, one commit for many when they arrive together (SQLite).
 
 Concurrent clicks each need a short write transaction; on SQLite they queue for the single
 writer and each pays for its own fsync. Here bodies submitted at the same moment run one after
@@ -67,7 +67,9 @@ class Transactions:
 
         The body may await only the transaction's connection (see Database.run_transaction).
         """
-        if not self._started:
+        if not self._started or self.db.dialect == "postgresql":
+            # PostgreSQL runs transactions side by side (row locks, no single writer); queueing
+            # them behind one connection made every click wait for the round trips of the others.
             return await self.db.run_transaction(body)
         result = await self._committer.submit(body)
         if result.error is not None:

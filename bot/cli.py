@@ -95,7 +95,20 @@ def serve(
     deps = _prepare(socket_mode=socket_mode, write_env=True)
     app = create_app(deps, workers=not no_workers)
     typer.echo(f"countersign: listening on http://{host}:{port} (POST /dialnexa/webhook)")
+    _settle_heap()
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+
+
+def _settle_heap() -> None:
+    """Keep start-up objects out of the garbage collector's full passes.
+
+    Everything imported and built at start-up lives as long as the process; freezing it spares
+    each full collection from walking it again, which showed up as pauses in click latency.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 @cli.command()

@@ -102,6 +102,7 @@ class OutboxWorker:
         self.transactions = transactions or Transactions(db)
         # True while people wait on this process's answers: keep one row in hand meanwhile.
         self.foreground = foreground or (lambda: False)
+        self.shutdown_grace = 10.0  # seconds the rows in hand get to finish when stopping
 
     def kick(self) -> None:
         """Look for work now instead of at the next poll."""
@@ -166,7 +167,14 @@ class OutboxWorker:
             )
             waiters[0].cancel()
         if inflight:
-            await asyncio.gather(*inflight, return_exceptions=True)
+            # Bounded: a row stuck on an unreachable service must not hold up shutdown; its
+            # lease expires and it is tried again, by this worker's successor or another.
+            _, stuck = await asyncio.wait(inflight, timeout=self.shutdown_grace)
+            for job in stuck:
+                job.cancel()
+            if stuck:
+                log.warning("outbox: %d row(s) in hand at shutdown, left to retry", len(stuck))
+                await asyncio.wait(stuck)
 
     async def _process(self, task: OutboxTask) -> None:
         route = self.routes[task.kind]

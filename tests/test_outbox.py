@@ -243,3 +243,34 @@ async def test_worker_keeps_one_row_in_hand_while_requests_are_answered(db, cloc
     w.kick()
     await loop
     assert {r.status for r in await rows(db, outbox)} == {"done"}
+
+
+async def test_shutdown_leaves_a_stuck_row_to_be_retried_instead_of_waiting_on_it(db, clock):
+    await put(db, clock, 1)
+    started = asyncio.Event()
+
+    async def handle(task: OutboxTask):
+        started.set()
+        await asyncio.Event().wait()  # a service that never answers
+
+    w = worker(db, clock, {"job": Route(handle)}, lease=timedelta(seconds=30))
+    w.shutdown_grace = 0.1
+    stop = asyncio.Event()
+    loop = asyncio.create_task(w.run(stop))
+    await started.wait()
+    stop.set()
+    w.kick()
+    await asyncio.wait_for(loop, timeout=5)  # returns after the grace, not never
+
+    (row,) = await rows(db, outbox)
+    assert row.status == "pending"  # not done, not lost: claimable again once the lease expires
+    clock.advance(timedelta(seconds=31))
+    seen: list[int] = []
+
+    async def again(task: OutboxTask):
+        seen.append(task.attempts)
+        return None
+
+    await worker(db, clock, {"job": Route(again)}).drain()
+    assert seen == [2]
+    assert {r.status for r in await rows(db, outbox)} == {"done"}

@@ -18,14 +18,12 @@ Every click goes through the same steps:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, NoReturn
 
-from sqlalchemy import Update, bindparam, delete, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from bot.authz import (
     INTENT_SET,
@@ -34,19 +32,18 @@ from bot.authz import (
     Authorizer,
     BadInput,
     RequestState,
-    closed,
     ensure_open,
     load_state,
 )
 from bot.clock import Clock, IdGenerator, random_id
+from bot.decision_change import Change, Changed, write_key
 from bot.directory import Directory
-from bot.domain import POLYGON_INTENTS, Captured, Intent, ReminderKind, RequestStatus, WriteStatus
+from bot.domain import POLYGON_INTENTS, Captured, Intent, RequestStatus, WriteStatus
 from bot.errors import AlreadyDecided, NotAuthorized
 from bot.policy import Escalation, Evaluation, Policy, evaluate
 from bot.redaction import redact_text
 from storage.db import Database, Tx
 from storage.outbox import requeue
-from storage.queries import enqueue
 from storage.requests import card_copies
 from storage.tables import approvals, decisions, outbox, reminders, requests
 from storage.transactions import Transactions
@@ -76,83 +73,7 @@ class Outcome:
     notice: str | None = None
 
 
-class _Changed(Exception):
-    """The request changed between authorization and the compare-and-set, and is still open."""
-
-
-class _Change:
-    """One click's write transaction on one locked request: the pieces every action combines."""
-
-    def __init__(self, tx: Tx, cur: RequestState, now: datetime, user_id: str) -> None:
-        self.tx, self.conn, self.cur, self.now, self.user_id = tx, tx.conn, cur, now, user_id
-
-    async def set(self, statuses: tuple[RequestStatus, ...], **values: Any) -> int:
-        """The compare-and-set; returns the new version, or names who got there first.
-
-        Guarded on the version the click was authorized against, so a win proves nothing
-        changed in between; a request that changed but is still open is tried again.
-        """
-        cur = self.cur
-        stmt = _compare_and_set(tuple(status.value for status in statuses), tuple(sorted(values)))
-        params = {f"new_{name}": value for name, value in values.items()}
-        result = await self.conn.execute(
-            stmt, {"cas_id": cur.id, "cas_version": cur.version, "cas_now": self.now, **params}
-        )
-        if result.rowcount != 1:
-            latest = await load_state(self.conn, cur.id)
-            message = closed(latest)
-            if message:
-                raise AlreadyDecided(message)
-            raise _Changed()
-        return cur.version + 1
-
-    async def record(
-        self, history: str | None, audit: str, *, reason: str | None = None, **details: Any
-    ) -> None:
-        """The request's history row (when `history` is given) and the audit row."""
-        if history is not None:
-            await self.conn.execute(
-                insert(decisions),
-                {
-                    "request_id": self.cur.id,
-                    "action": history,
-                    "user_id": self.user_id,
-                    "reason": reason,
-                    "at": self.now,
-                },
-            )
-        if reason is not None:
-            details["reason"] = reason
-        self.tx.audit.add(
-            at=self.now,
-            actor=self.user_id,
-            action=audit,
-            subject=self.cur.id,
-            details={"call_id": self.cur.call_id, **details},
-        )
-
-    async def refresh(self, version: int, *, cancel_nudges: bool = False) -> None:
-        """Queue the rebuild of every card copy; optionally cancel the approvers' SLA nudges."""
-        await self.queue("update_card", f"update_card:{self.cur.id}:{version}")
-        if cancel_nudges:
-            # Someone acted: nudging the approvers about this request would be noise now.
-            await self.conn.execute(_cancel_nudges(), {"nudged_id": self.cur.id})
-
-    async def post_card(self, role: str) -> None:
-        """Queue another copy of the card (the escalation copy, or the routed one)."""
-        await self.queue("post_card", f"post_card:{self.cur.id}:{role}", role=role)
-
-    async def queue_write(self, intent: Intent | None = None) -> None:
-        """Queue the decision write under `<call_id>:<intent>`, the key every retry reuses."""
-        await self.queue("decision_write", write_key(self.cur.call_id, intent or self.cur.intent))
-
-    async def queue(self, kind: str, key: str, **payload: Any) -> None:
-        """Queue outbox work about this request under an idempotency key."""
-        payload = {"request_id": self.cur.id, **payload}
-        await enqueue(self.conn, kind=kind, key=key, now=self.now, payload=payload)
-
-
-Step = Callable[[_Change], Awaitable[Outcome]]
+Step = Callable[[Change], Awaitable[Outcome]]
 
 
 class DecisionService:
@@ -193,7 +114,7 @@ class DecisionService:
     async def approve(self, *, request_id: str, user_id: str, version: int | None) -> Outcome:
         """Approve; a two-person request is decided by its second distinct approver."""
 
-        async def step(c: _Change) -> Outcome:
+        async def step(c: Change) -> Outcome:
             cur, now = c.cur, c.now
             if user_id in cur.approvals:
                 raise NotAuthorized(ALREADY_APPROVED)
@@ -243,7 +164,7 @@ class DecisionService:
         """Reject with a reason; billing rejections are written to the system of record too."""
         text = _reason(reason, "reject")
 
-        async def step(c: _Change) -> Outcome:
+        async def step(c: Change) -> Outcome:
             # A Polygon.io action exists only to carry out an approval; a rejection writes nothing.
             writes = c.cur.intent not in POLYGON_INTENTS
             extra = {"write_status": WriteStatus.QUEUED.value} if writes else {}
@@ -277,7 +198,7 @@ class DecisionService:
         """Hand a pending request to its escalation group, with a card copy in their channel."""
         text = _reason(reason, "escalate")
 
-        async def step(c: _Change) -> Outcome:
+        async def step(c: Change) -> Outcome:
             channel = self._escalation(c.cur.intent).channel
             new_version = await c.set(
                 (RequestStatus.PENDING,),
@@ -312,7 +233,7 @@ class DecisionService:
         if intent is Intent.UNKNOWN:
             raise BadInput("Choose the intent this call is about.")
 
-        async def step(c: _Change) -> Outcome:
+        async def step(c: Change) -> Outcome:
             captured = Captured.model_validate(c.cur.captured).model_copy(
                 update={"intent": intent.value, "intent_confidence": Decimal(1)}
             )
@@ -336,7 +257,7 @@ class DecisionService:
     async def retry_write(self, *, request_id: str, user_id: str) -> Outcome:
         """Queue a dead decision write again under its original idempotency key."""
 
-        async def step(c: _Change) -> Outcome:
+        async def step(c: Change) -> Outcome:
             key = write_key(c.cur.call_id, c.cur.intent)
             # Fenced on the outbox row being dead: of many clicks, one puts it back in line.
             if not await requeue(c.tx, key=key, now=c.now):
@@ -375,19 +296,19 @@ class DecisionService:
             if version is not None and version != seen.version:
 
                 async def refresh(tx: Tx, seen: RequestState = seen) -> None:
-                    await _Change(tx, seen, self.clock(), user_id).refresh(seen.version)
+                    await Change(tx, seen, self.clock(), user_id).refresh(seen.version)
 
                 await self.transactions.run(refresh)
                 raise StaleCard()
 
             async def body(tx: Tx, seen: RequestState = seen) -> Outcome:
-                return await step(_Change(tx, seen, self.clock(), user_id))
+                return await step(Change(tx, seen, self.clock(), user_id))
 
             try:
                 return await self.transactions.run(body)
             except NotAuthorized as refusal:  # a rule only the step can check
                 await self._refuse(request_id, user_id, action, refusal.user_message)
-            except _Changed:
+            except Changed:
                 continue  # changed after the click was authorized: read and authorize again
         raise StaleCard()  # changing faster than the clicks land; the card shows the latest
 
@@ -413,7 +334,7 @@ class DecisionService:
         await self.transactions.run(record)
         raise NotAuthorized(reason)
 
-    async def _reroute(self, c: _Change, captured: Captured, ev: Evaluation) -> int:
+    async def _reroute(self, c: Change, captured: Captured, ev: Evaluation) -> int:
         """Store a re-evaluation made by `c.user_id`: request row, reminders, history, alert."""
         cur, now = c.cur, c.now
         auto = ev.status is RequestStatus.AUTO_APPROVED
@@ -486,7 +407,7 @@ class DecisionService:
         return escalation
 
 
-async def _needs_routed_copy(c: _Change, channel: str) -> bool:
+async def _needs_routed_copy(c: Change, channel: str) -> bool:
     """True when no copy of the card is in `channel`, or on its way there."""
     posted = {where for _, where, _ in await card_copies(c.conn, c.cur.id)}
     if posted:
@@ -498,42 +419,6 @@ async def _needs_routed_copy(c: _Change, channel: str) -> bool:
     )
     # A first post still waiting renders the request as it is then: in its new channel.
     return first_post.first() is None and channel != c.cur.channel
-
-
-@functools.cache
-def _cancel_nudges() -> Update:
-    return (
-        update(reminders)
-        .where(
-            reminders.c.request_id == bindparam("nudged_id", type_=reminders.c.request_id.type),
-            reminders.c.status == "pending",
-            reminders.c.kind == ReminderKind.SLA_NUDGE.value,
-        )
-        .values(status="cancelled")
-    )
-
-
-@functools.cache
-def _compare_and_set(statuses: tuple[str, ...], columns: tuple[str, ...]) -> Update:
-    # One statement per shape, built once: building it per click cost more than running it.
-    return (
-        update(requests)
-        .where(
-            requests.c.id == bindparam("cas_id"),
-            requests.c.status.in_(statuses),
-            requests.c.version == bindparam("cas_version"),
-        )
-        .values(
-            version=requests.c.version + 1,
-            updated_at=bindparam("cas_now", type_=requests.c.updated_at.type),
-            **{name: bindparam(f"new_{name}", type_=requests.c[name].type) for name in columns},
-        )
-    )
-
-
-def write_key(call_id: str, intent: Intent) -> str:
-    """The decision write's idempotency key: the same on every attempt and every retry."""
-    return f"{call_id}:{intent.value}"
 
 
 def _reason(text: str, verb: str) -> str:

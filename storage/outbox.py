@@ -114,13 +114,7 @@ async def finishing(db: Database, task: OutboxTask, *, now: datetime) -> AsyncIt
     Raises LeaseLost (and commits nothing) when another worker owns the row now.
     """
     async with db.transaction() as tx:
-        result = await tx.conn.execute(
-            update(outbox)
-            .where(_fence(task))
-            .values(status="done", done_at=now, updated_at=now, lease_expires_at=None)
-        )
-        if result.rowcount != 1:
-            raise LeaseLost(task.idempotency_key)
+        await mark_done(tx, task, now=now)
         yield tx
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -70,6 +70,17 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    """Turn a lost or unreachable database into DatabaseUnavailable (the 503 of the error tree)."""
+    try:
+        yield
+    except Exception as exc:
+        if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
+            raise DatabaseUnavailable() from exc
+        raise
+
+
 class Database:
     """The session factory every service is given: reads, and serialised write transactions."""
 
@@ -96,7 +107,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """A write transaction; the audit buffer is flushed into the chain just before commit."""
-        try:
+        with _unavailable_as_error():
             if self._sqlite_writer is not None:
                 async with self._sqlite_writer.transaction() as thread_conn:
                     # The writer thread's connection offers the subset of AsyncConnection the
@@ -110,10 +121,6 @@ class Database:
                 tx = Tx(conn)
                 yield tx
                 await tx.audit.flush(conn)
-        except Exception as exc:
-            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
-                raise DatabaseUnavailable() from exc
-            raise
 
     async def run_transaction(self, body: Callable[[Tx], Coroutine[Any, Any, R]]) -> R:
         """`body` in a write transaction, then the audit flush and the commit.
@@ -121,55 +128,40 @@ class Database:
         The body may await only its connection: on SQLite the whole transaction runs in one
         hop to the writer thread (`storage.sqlite_writer.drive`).
         """
-        try:
-            if self._sqlite_writer is not None:
+        if self._sqlite_writer is None:
+            async with self.transaction() as tx:
+                return await body(tx)
 
-                async def whole(thread_conn: ThreadConnection) -> R:
-                    conn = cast(AsyncConnection, thread_conn)
-                    tx = Tx(conn)
-                    result = await body(tx)
-                    await tx.audit.flush(conn)
-                    return result
+        async def whole(thread_conn: ThreadConnection) -> R:
+            conn = cast(AsyncConnection, thread_conn)
+            tx = Tx(conn)
+            result = await body(tx)
+            await tx.audit.flush(conn)
+            return result
 
-                return await self._sqlite_writer.run(whole)
-            async with self.writer.connect() as conn, conn.begin():
-                tx = Tx(conn)
-                result = await body(tx)
-                await tx.audit.flush(conn)
-                return result
-        except Exception as exc:
-            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
-                raise DatabaseUnavailable() from exc
-            raise
+        with _unavailable_as_error():
+            return await self._sqlite_writer.run(whole)
 
     async def run_read(self, body: Callable[[AsyncConnection], Coroutine[Any, Any, R]]) -> R:
         """`body` on a read connection; it may await only that connection (one hop on SQLite)."""
-        try:
-            if self._sqlite_readers is not None:
-                return await self._sqlite_readers.run(
-                    lambda thread_conn: body(cast(AsyncConnection, thread_conn))
-                )
-            async with self.reader.connect() as conn:
+        if self._sqlite_readers is None:
+            async with self.read() as conn:
                 return await body(conn)
-        except Exception as exc:
-            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
-                raise DatabaseUnavailable() from exc
-            raise
+        with _unavailable_as_error():
+            return await self._sqlite_readers.run(
+                lambda thread_conn: body(cast(AsyncConnection, thread_conn))
+            )
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read-only connection (its own snapshot on SQLite, the pool on PostgreSQL)."""
-        try:
+        with _unavailable_as_error():
             if self._sqlite_readers is not None:
                 async with self._sqlite_readers.connect() as thread_conn:
                     yield cast(AsyncConnection, thread_conn)
                 return
             async with self.reader.connect() as conn:
                 yield conn
-        except Exception as exc:
-            if is_unavailable(exc) and not isinstance(exc, DatabaseUnavailable):
-                raise DatabaseUnavailable() from exc
-            raise
 
     @asynccontextmanager
     async def read_stream(self) -> AsyncIterator[AsyncConnection]:

@@ -38,7 +38,8 @@ from bot.directory import Directory
 from bot.domain import Intent, RequestStatus, RiskFlag, WriteStatus
 from bot.errors import AlreadyDecided, BadInput, NotFound
 from bot.policy import Approvers, Policy
-from storage.tables import approvals, decisions, requests
+from storage.requests import approvers_query
+from storage.tables import decisions, requests
 
 __all__ = [
     "INTENT_SET",
@@ -116,11 +117,7 @@ def _state_queries(lock: bool) -> tuple[Select[Any], Select[Any], Select[Any]]:
     state = select(requests).where(requests.c.id == rid)
     if lock:
         state = state.with_for_update()
-    approvers = (
-        select(approvals.c.user_id)
-        .where(approvals.c.request_id == rid)
-        .order_by(approvals.c.at, approvals.c.id)
-    )
+    approvers = approvers_query()
     classifiers = select(decisions.c.user_id).where(
         decisions.c.request_id == rid,
         decisions.c.action == INTENT_SET,

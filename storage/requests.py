@@ -32,6 +32,16 @@ def _known_flags(values: list[str]) -> list[RiskFlag]:
 
 
 @functools.cache
+def approvers_query() -> Select[Any]:
+    """Who approved the request bound as `rid`, oldest first (built once, reused by every read)."""
+    return (
+        select(approvals.c.user_id)
+        .where(approvals.c.request_id == bindparam("rid", type_=requests.c.id.type))
+        .order_by(approvals.c.at, approvals.c.id)
+    )
+
+
+@functools.cache
 def _view_queries() -> tuple[Select[Any], Select[Any], Select[Any], Select[Any], Select[Any]]:
     # Built once: every card refresh and write reads a view, and building these statements
     # each time cost more than running them.
@@ -41,11 +51,7 @@ def _view_queries() -> tuple[Select[Any], Select[Any], Select[Any], Select[Any],
         .join(calls, calls.c.id == requests.c.call_id)
         .where(requests.c.id == rid)
     )
-    approvers = (
-        select(approvals.c.user_id)
-        .where(approvals.c.request_id == rid)
-        .order_by(approvals.c.at, approvals.c.id)
-    )
+    approvers = approvers_query()
     history = select(decisions).where(decisions.c.request_id == rid).order_by(decisions.c.id)
     noted = select(notes).where(notes.c.request_id == rid).order_by(notes.c.at, notes.c.id)
     copies = (

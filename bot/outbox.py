@@ -87,6 +87,7 @@ class OutboxWorker:
         rng: random.Random | None = None,
         transactions: Transactions | None = None,
         foreground: Callable[[], bool] | None = None,
+        shutdown_grace: float = 10.0,
     ) -> None:
         self.db = db
         self.routes = routes
@@ -102,7 +103,7 @@ class OutboxWorker:
         self.transactions = transactions or Transactions(db)
         # True while people wait on this process's answers: keep one row in hand meanwhile.
         self.foreground = foreground or (lambda: False)
-        self.shutdown_grace = 10.0  # seconds the rows in hand get to finish when stopping
+        self.shutdown_grace = shutdown_grace  # seconds rows in hand get to finish at shutdown
 
     def kick(self) -> None:
         """Look for work now instead of at the next poll."""

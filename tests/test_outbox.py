@@ -253,8 +253,7 @@ async def test_shutdown_leaves_a_stuck_row_to_be_retried_instead_of_waiting_on_i
         started.set()
         await asyncio.Event().wait()  # a service that never answers
 
-    w = worker(db, clock, {"job": Route(handle)}, lease=timedelta(seconds=30))
-    w.shutdown_grace = 0.1
+    w = worker(db, clock, {"job": Route(handle)}, lease=timedelta(seconds=30), shutdown_grace=0.1)
     stop = asyncio.Event()
     loop = asyncio.create_task(w.run(stop))
     await started.wait()

@@ -16,6 +16,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.background import Background
+from bot.clicks import ClickDesk
 from bot.clock import Clock, IdGenerator, random_id, system_clock
 from bot.decisions import DecisionService
 from bot.dialnexa import IncomingCall
@@ -39,6 +41,7 @@ from bot.slack_out import SLACK_KINDS, SlackPublisher
 from bot.webhook import WebhookService
 from bot.writes import write_routes
 from handlers import health, webhook
+from handlers.common import click_answer
 from storage.db import Database
 from storage.group_commit import GroupCommitter
 from storage.outbox import pending_count
@@ -145,6 +148,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
 
     bolt = None
     services: SlackServices | None = None
+    desk: ClickDesk | None = None
     if client is not None:
         directory = deps.directory or SlackDirectory(client, clock=deps.clock)
         decisions = DecisionService(
@@ -155,9 +159,21 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
             ids=deps.ids,
             transactions=transactions,
         )
+        background = Background()
+        desk = ClickDesk(
+            db=deps.db,
+            decisions=decisions,
+            answer=click_answer(client, background),
+            clock=deps.clock,
+            ids=deps.ids,
+            foreground=foreground,
+            after_decision=worker.kick,
+        )
         services = SlackServices(
             db=deps.db,
             decisions=decisions,
+            clicks=desk,
+            background=background,
             clock=deps.clock,
             kick=worker.kick,
             lookup=LookupService(
@@ -190,6 +206,8 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
             client.session = session
         await committer.start()
         await transactions.start()
+        if desk is not None:
+            await desk.start()
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         socket = None
@@ -215,6 +233,8 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
                 await socket.close_async()
             if services is not None:
                 await services.background.drain()
+            if desk is not None:
+                await desk.stop()
             if workers:
                 await scheduler.stop()
             stop.set()
@@ -237,6 +257,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
     app.state.deps = deps
     app.state.committer = committer
     app.state.worker = worker
+    app.state.clicks = desk
     app.state.scheduler = scheduler
     webhook.register(app, service=service, metrics=deps.metrics)
     health.register(app, db=deps.db, metrics=deps.metrics)

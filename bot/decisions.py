@@ -39,9 +39,10 @@ from bot.clock import Clock, IdGenerator, random_id
 from bot.decision_change import Change, Changed, write_key
 from bot.directory import Directory
 from bot.domain import POLYGON_INTENTS, Captured, Intent, RequestStatus, WriteStatus
-from bot.errors import AlreadyDecided, NotAuthorized
+from bot.errors import AlreadyDecided, CountersignError, DatabaseUnavailable, NotAuthorized
 from bot.policy import Escalation, Evaluation, Policy, evaluate
 from bot.redaction import redact_text
+from storage.clicks import Claim, ClickTaken
 from storage.db import Database, Tx
 from storage.outbox import requeue
 from storage.requests import card_copies
@@ -111,8 +112,14 @@ class DecisionService:
         ensure_open(state, act)
         await self._authorize(state, user_id, act)
 
-    async def approve(self, *, request_id: str, user_id: str, version: int | None) -> Outcome:
-        """Approve; a two-person request is decided by its second distinct approver."""
+    async def approve(
+        self, *, request_id: str, user_id: str, version: int | None, click: str | None = None
+    ) -> Outcome:
+        """Approve; a two-person request is decided by its second distinct approver.
+
+        `click` names the stored click (storage/clicks.py) this decides: it is deleted in the
+        same transaction, and ClickTaken is raised if it was decided already.
+        """
 
         async def step(c: Change) -> Outcome:
             cur, now = c.cur, c.now
@@ -156,7 +163,7 @@ class DecisionService:
             # No private notice: the card itself turns to "Approved by you" and shows the write.
             return Outcome(cur.id, RequestStatus.APPROVED)
 
-        return await self._run(request_id, user_id, Action.APPROVE, version, step)
+        return await self._run(request_id, user_id, Action.APPROVE, version, step, click)
 
     async def reject(
         self, *, request_id: str, user_id: str, reason: str, version: int | None = None
@@ -287,27 +294,55 @@ class DecisionService:
     # -- the shared shape -------------------------------------------------------------------------
 
     async def _run(
-        self, request_id: str, user_id: str, action: Action, version: int | None, step: Step
+        self,
+        request_id: str,
+        user_id: str,
+        action: Action,
+        version: int | None,
+        step: Step,
+        click: str | None = None,
+    ) -> Outcome:
+        claim = Claim(click)
+        try:
+            return await self._attempts(request_id, user_id, action, version, step, claim)
+        except (ClickTaken, DatabaseUnavailable):
+            raise
+        except CountersignError:
+            if claim.open:  # answered without a transaction: the stored click goes now
+                await self.transactions.run(claim.take)
+            raise
+
+    async def _attempts(
+        self,
+        request_id: str,
+        user_id: str,
+        action: Action,
+        version: int | None,
+        step: Step,
+        claim: Claim,
     ) -> Outcome:
         for _ in range(_ATTEMPTS):
             seen = await self._read(request_id)
             ensure_open(seen, action)
-            await self._authorize(seen, user_id, action)
+            await self._authorize(seen, user_id, action, claim)
             if version is not None and version != seen.version:
 
                 async def refresh(tx: Tx, seen: RequestState = seen) -> None:
+                    await claim.take(tx)
                     await Change(tx, seen, self.clock(), user_id).refresh(seen.version)
 
                 await self.transactions.run(refresh)
+                claim.taken = True
                 raise StaleCard()
 
             async def body(tx: Tx, seen: RequestState = seen) -> Outcome:
+                await claim.take(tx)
                 return await step(Change(tx, seen, self.clock(), user_id))
 
             try:
                 return await self.transactions.run(body)
             except NotAuthorized as refusal:  # a rule only the step can check
-                await self._refuse(request_id, user_id, action, refusal.user_message)
+                await self._refuse(request_id, user_id, action, refusal.user_message, claim)
             except Changed:
                 continue  # changed after the click was authorized: read and authorize again
         raise StaleCard()  # changing faster than the clicks land; the card shows the latest
@@ -315,14 +350,19 @@ class DecisionService:
     async def _read(self, request_id: str) -> RequestState:
         return await self.db.run_read(lambda conn: load_state(conn, request_id))
 
-    async def _authorize(self, state: RequestState, user_id: str, action: Action) -> None:
+    async def _authorize(
+        self, state: RequestState, user_id: str, action: Action, claim: Claim | None = None
+    ) -> None:
         reason = await self.authorizer.refusal(state, user_id=user_id, action=action)
         if reason is not None:
-            await self._refuse(state.id, user_id, action, reason)
+            await self._refuse(state.id, user_id, action, reason, claim or Claim())
 
-    async def _refuse(self, request_id: str, user_id: str, action: Action, reason: str) -> NoReturn:
+    async def _refuse(
+        self, request_id: str, user_id: str, action: Action, reason: str, claim: Claim
+    ) -> NoReturn:
         # Its own transaction: the click changed nothing, but the attempt is on the record.
         async def record(tx: Tx) -> None:
+            await claim.take(tx)
             tx.audit.add(
                 at=self.clock(),
                 actor=user_id,
@@ -332,6 +372,7 @@ class DecisionService:
             )
 
         await self.transactions.run(record)
+        claim.taken = True
         raise NotAuthorized(reason)
 
     async def _reroute(self, c: Change, captured: Captured, ev: Evaluation) -> int:

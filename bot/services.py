@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.background import Background
+from bot.clicks import ClickDesk
 from bot.clock import Clock
 from bot.decisions import DecisionService
 from bot.domain import RequestView
@@ -23,6 +24,7 @@ class SlackServices:
 
     db: Database
     decisions: DecisionService
+    clicks: ClickDesk  # Approve clicks: stored, answered, then decided
     clock: Clock
     kick: Callable[[], None]  # wake the outbox so the card update goes out now
     lookup: LookupService  # /dialnexa, the lookup shortcut, the Show button

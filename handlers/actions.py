@@ -8,6 +8,7 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.cards import approval_title, reason_modal
+from bot.clicks import APPROVE
 from bot.domain import Intent
 from bot.services import SlackServices
 from bot.slack_ids import SlackId
@@ -22,14 +23,18 @@ def register(app: AsyncApp, services: SlackServices) -> None:
     async def approve(ack: Any, body: dict[str, Any], client: AsyncWebClient) -> None:
         payload, replier = parse_click(body, client, services.background)
 
-        async def decide() -> Any:
+        async def store() -> None:
+            # Stored, then answered; the decision follows at once (bot/clicks.py).
             ref = payload.ref()
-            return await decisions.approve(
-                request_id=ref.request_id, user_id=payload.user.id, version=ref.version
+            await services.clicks.receive(
+                action=APPROVE,
+                request_id=ref.request_id,
+                user_id=payload.user.id,
+                version=ref.version,
+                channel_id=payload.channel_id,
             )
 
-        if await decide_then_ack(ack, replier, decide):
-            services.kick()
+        await decide_then_ack(ack, replier, store)
 
     async def open_reason(
         kind: str, ack: Any, body: dict[str, Any], client: AsyncWebClient

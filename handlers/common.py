@@ -16,6 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Background
+from bot.clicks import Answer, Click
+from bot.decisions import Outcome
 from bot.errors import CountersignError
 from bot.redaction import redact_exception_message
 from handlers.payloads import BlockActions
@@ -77,6 +79,19 @@ def parse_click(
     return payload, Replier(client, payload.user.id, payload.channel_id, background)
 
 
+def click_answer(client: AsyncWebClient, background: Background) -> Answer:
+    """How a decided click is answered: its notice or its error, privately to the clicker."""
+
+    async def answer(click: Click, outcome: Outcome | Exception) -> None:
+        replier = Replier(client, click.user_id, click.channel_id, background)
+        if isinstance(outcome, Exception):
+            await replier.say(user_message(outcome))
+        elif outcome.notice:
+            await replier.say(outcome.notice)
+
+    return answer
+
+
 async def answering(replier: Replier, work: Callable[[], Awaitable[Any]]) -> None:
     """Run a listener's work; report any error to the user who clicked."""
     try:
@@ -90,7 +105,7 @@ async def decide_then_ack(
     replier: Replier,
     decide: Callable[[], Awaitable[Any]],
 ) -> Any:
-    """Commit the decision first, then ack: once Slack sees the ack, the click is durable.
+    """Commit first (the decision, or the stored click), then ack: an acked click is durable.
 
     What the clicker is told privately goes out after the response.
     """

@@ -122,6 +122,24 @@ class Decision(SQLModel, table=True):
     at: datetime = _utc()
 
 
+class Click(SQLModel, table=True):
+    """A click answered to Slack and not yet decided; its decision deletes it.
+
+    Recording the click is all the answer waits for; the decision follows at once, or after a
+    restart from this row, so an answered click is never lost.
+    """
+
+    __tablename__ = "clicks"
+
+    id: str = Field(primary_key=True, max_length=64)
+    action: str
+    request_id: str = Field(max_length=64)  # not a foreign key: a bad id is refused, not lost
+    user_id: str = Field(max_length=64)
+    version: int | None = None  # the version of the card that was clicked
+    channel_id: str | None = Field(default=None, max_length=64)  # where to answer privately
+    received_at: datetime = _utc()
+
+
 class CardMessage(SQLModel, table=True):
     """Where a request's card was posted; every copy is updated after a change."""
 
@@ -221,6 +239,7 @@ calls = Call.__table__  # type: ignore[attr-defined]
 requests = ApprovalRequest.__table__  # type: ignore[attr-defined]
 approvals = Approval.__table__  # type: ignore[attr-defined]
 decisions = Decision.__table__  # type: ignore[attr-defined]
+clicks = Click.__table__  # type: ignore[attr-defined]
 card_messages = CardMessage.__table__  # type: ignore[attr-defined]
 audit_log = AuditEntry.__table__  # type: ignore[attr-defined]
 audit_head = AuditHead.__table__  # type: ignore[attr-defined]

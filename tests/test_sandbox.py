@@ -233,9 +233,10 @@ async def test_an_approval_click_is_the_signed_request_slack_sends(sandbox, page
     block, item = element(card, "approve")
     assert payload["actions"][0]["value"] == card["blocks"][block]["elements"][item]["value"]
     assert payload["message"]["ts"] == card["ts"]
+    # The click is answered once stored; the decision and the card follow.
+    await wait_until(lambda: "Approved by <@U0ANA>" in card_text(sandbox), what="the update")
     (request,) = await rows(sandbox.deps.db, requests)
     assert request.status == "approved" and request.decided_by == "U0ANA"
-    await wait_until(lambda: "Approved by <@U0ANA>" in card_text(sandbox), what="the update")
     await sandbox.bridge.target.aclose()
 
 

@@ -38,6 +38,7 @@ from bot.slack_ids import CardRef, SlackId
 from bot.slack_out import ChannelLimiter
 from bot.writes import write_routes
 from storage.tables import audit_log, outbox, requests
+from tests.support.app import client_for
 from tests.support.calls import encode, make_call, signed_headers
 from tests.support.db import count, rows
 from tests.support.requests import NOW
@@ -118,7 +119,7 @@ async def desk(db, policy, clock, ids, db_url, request) -> AsyncIterator[Desk]:
         )
         deps.slack = client
         app = create_app(deps, workers=False)
-        # The lead wires this into create_app; until then the test adds the routes itself.
+        # The write routes again, with no per-channel wait and this file's short timeout.
         app.state.worker.routes.update(
             write_routes(
                 db=db,
@@ -131,10 +132,8 @@ async def desk(db, policy, clock, ids, db_url, request) -> AsyncIterator[Desk]:
                 timeout=TIMEOUT,
             )
         )
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://cs") as web:
-                yield Desk(web, app, db, (slack, polygon, receiver))
+        async with app.router.lifespan_context(app), client_for(app, "http://cs") as web:
+            yield Desk(web, app, db, (slack, polygon, receiver))
         if client.session is not None:
             await client.session.close()
 

@@ -40,7 +40,22 @@ async def running_app(
         slack=slack_client(BOT_TOKEN, base_url=f"{slack_url}/api/"),
     )
     app = create_app(deps, workers=False)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cs") as http:
-            yield app, http
+    async with app.router.lifespan_context(app), client_for(app, "http://cs") as http:
+        yield app, http
+
+
+def client_for(app: FastAPI, base_url: str) -> httpx.AsyncClient:
+    """An HTTP client to `app` that, after each response, waits for stored clicks' decisions.
+
+    An Approve click is answered once stored and decided right after (bot/clicks.py); a test
+    then looks at what the approver sees once the decision is taken.
+    """
+
+    async def settled(response: httpx.Response) -> None:
+        if app.state.clicks is not None:
+            await app.state.clicks.settle()
+
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(
+        transport=transport, base_url=base_url, event_hooks={"response": [settled]}
+    )

@@ -1,0 +1,208 @@
+"""Approve clicks: answered as soon as they are stored, decided right after.
+
+Slack shows a spinner on the button until it gets its HTTP answer. Storing the click is one
+small insert shared with the clicks that arrive at the same moment (a group commit); the
+decision (a read, the authorization and the compare-and-set transaction, `bot.decisions`)
+follows in this process, and its result reaches the clicker the same way a decision's always
+has: the card is rebuilt, and anything said to the clicker alone goes out as an ephemeral.
+
+Nothing answered is lost: the stored click is deleted by the transaction that decides it, and
+clicks a stopped process left undecided are decided when the next one starts. While other
+clicks are waiting for their answer, decisions make way for them (up to `patience` seconds),
+so a burst of clicks is answered first and decided straight after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bot.clock import Clock, IdGenerator, random_id
+from bot.decisions import DecisionService, Outcome
+from bot.errors import BadInput, CountersignError, DatabaseUnavailable
+from bot.foreground import Foreground
+from storage import clicks
+from storage.clicks import Click, ClickTaken
+from storage.db import Database
+from storage.group_commit import GroupCommitter
+
+__all__ = ["APPROVE", "Answer", "Click", "ClickDesk"]
+
+log = logging.getLogger("countersign.clicks")
+
+APPROVE = "approve"
+
+# What the clicker is told once their click is decided: the outcome, or the error.
+Answer = Callable[[Click, Outcome | Exception], Awaitable[None]]
+
+
+@dataclass
+class _Waiting:
+    click: Click
+    since: float  # monotonic time the click was stored; 0 for clicks found at start-up
+
+
+class ClickDesk:
+    """Stores clicks, then decides them one by one, making way for requests in flight."""
+
+    def __init__(
+        self,
+        *,
+        db: Database,
+        decisions: DecisionService,
+        answer: Answer,
+        clock: Clock,
+        ids: IdGenerator = random_id,
+        foreground: Foreground | None = None,
+        after_decision: Callable[[], None] = lambda: None,
+        patience: float = 0.5,
+        concurrency: int = 16,
+        retry_after: float = 1.0,
+    ) -> None:
+        """`patience`: the longest a decision waits for other clicks to be answered first."""
+        self.db = db
+        self.decisions = decisions
+        self.answer = answer
+        self.clock = clock
+        self.ids = ids
+        self.foreground = foreground or Foreground()
+        self.after_decision = after_decision
+        self.patience = patience
+        self.retry_after = retry_after
+        self._slots = asyncio.Semaphore(concurrency)
+        self._store: GroupCommitter[Click, None] = GroupCommitter(db, clicks.record)
+        self._queue: deque[_Waiting] = deque()
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._settled = asyncio.Event()
+        self._settled.set()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def receive(
+        self,
+        *,
+        action: str,
+        request_id: str,
+        user_id: str,
+        version: int | None,
+        channel_id: str | None,
+    ) -> None:
+        """Store a click durably and queue its decision; the click may be answered on return."""
+        if action != APPROVE:
+            raise BadInput(f"Unknown action {action!r}.")
+        click = Click(
+            id=self.ids("clk"),
+            action=action,
+            request_id=request_id,
+            user_id=user_id,
+            version=version,
+            channel_id=channel_id,
+            received_at=self.clock(),
+        )
+        await self._store.submit(click)
+        self._queue.append(_Waiting(click, time.monotonic()))
+        self._settled.clear()
+        self._wake.set()
+
+    async def start(self) -> None:
+        """Start storing clicks, and decide those a previous process left undecided."""
+        await self._store.start()
+        started = self.clock()
+        left = await self.db.run_read(lambda conn: clicks.waiting(conn, before=started))
+        if left:
+            log.info("deciding %d click(s) received before the last stop", len(left))
+        self._queue.extendleft(_Waiting(click, 0.0) for click in reversed(left))
+        if self._queue:
+            self._settled.clear()
+        self._task = asyncio.create_task(self._run(), name="click-desk")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Decide what is queued (for up to `grace` seconds), then stop.
+
+        Clicks still undecided stay stored and are decided by the next process to start.
+        """
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), grace)
+            except TimeoutError:
+                log.warning("stopping with %d click(s) undecided", self._pending())
+                self._task.cancel()
+                for task in list(self._running):
+                    task.cancel()
+                await asyncio.gather(self._task, *self._running, return_exceptions=True)
+            self._task = None
+        await self._store.stop()
+
+    async def settle(self) -> None:
+        """Wait until every stored click has been decided and answered."""
+        await self._settled.wait()
+
+    def _pending(self) -> int:
+        return len(self._queue) + len(self._running)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            first = self._queue[0]
+            if not self._stopping and first.since:
+                # Others are waiting for their answer: let them have it first, for a while.
+                waited = time.monotonic() - first.since
+                if self.foreground.busy() and waited < self.patience:
+                    await self.foreground.quiet(self.patience - waited)
+                    continue
+            await self._slots.acquire()
+            click = self._queue.popleft().click
+            task = asyncio.create_task(self._decide(click), name=f"click:{click.id}")
+            self._running.add(task)
+            task.add_done_callback(self._done)
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("deciding a click failed", exc_info=task.exception())
+        if not self._pending():
+            self._settled.set()
+
+    async def _decide(self, click: Click) -> None:
+        try:
+            outcome: Outcome | Exception = await self.decisions.approve(
+                request_id=click.request_id,
+                user_id=click.user_id,
+                version=click.version,
+                click=click.id,
+            )
+        except ClickTaken:
+            return  # decided by another process (both found it at start-up)
+        except DatabaseUnavailable:
+            # Still stored: try again shortly rather than tell the clicker it failed.
+            log.warning("database unavailable; click %s will be decided later", click.id)
+            await asyncio.sleep(self.retry_after)
+            self._queue.append(_Waiting(click, 0.0))
+            self._wake.set()
+            return
+        except CountersignError as exc:
+            outcome = exc  # refused or too late; the refusal took the stored click
+        except Exception as exc:
+            # Unexpected: the clicker gets a reference to the log line, and the click is not
+            # tried again at every start.
+            await self.answer(click, exc)
+            await self.db.run_transaction(lambda tx: clicks.forget(tx.conn, click.id))
+            return
+        else:
+            self.after_decision()
+        await self.answer(click, outcome)

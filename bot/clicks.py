@@ -8,13 +8,15 @@ has: the card is rebuilt, and anything said to the clicker alone goes out as an 
 
 Nothing answered is lost: the stored click is deleted by the transaction that decides it, and
 clicks a stopped process left undecided are decided when the next one starts. While other
-clicks are waiting for their answer, decisions make way for them (up to `patience` seconds),
-so a burst of clicks is answered first and decided straight after.
+clicks are waiting for their answer, decisions make way for them: none for up to `patience`
+seconds, then one at a time, as the outbox does (bot/foreground.py). A burst of clicks is
+answered first and decided straight after.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -35,6 +37,7 @@ __all__ = ["APPROVE", "Answer", "Click", "ClickDesk"]
 log = logging.getLogger("countersign.clicks")
 
 APPROVE = "approve"
+_RECHECK = 0.05  # seconds between looks at whether the answers are out
 
 # What the clicker is told once their click is decided: the outcome, or the error.
 Answer = Callable[[Click, Outcome | Exception], Awaitable[None]]
@@ -152,15 +155,17 @@ class ClickDesk:
             if not self._queue:
                 if self._stopping:
                     break
-                self._wake.clear()
-                await self._wake.wait()
+                await self._sleep()
                 continue
-            first = self._queue[0]
-            if not self._stopping and first.since:
-                # Others are waiting for their answer: let them have it first, for a while.
-                waited = time.monotonic() - first.since
-                if self.foreground.busy() and waited < self.patience:
+            if not self._stopping and self.foreground.busy():
+                # Others are waiting for their answer: they go first, for a while; after that,
+                # decisions go one at a time until the answers are out.
+                waited = time.monotonic() - self._queue[0].since
+                if waited < self.patience:
                     await self.foreground.quiet(self.patience - waited)
+                    continue
+                if self._running:
+                    await self._sleep(_RECHECK)
                     continue
             await self._slots.acquire()
             click = self._queue.popleft().click
@@ -170,9 +175,16 @@ class ClickDesk:
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
 
+    async def _sleep(self, at_most: float | None = None) -> None:
+        """Until a click arrives or a decision ends (or `at_most` seconds pass)."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), at_most)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._slots.release()
+        self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("deciding a click failed", exc_info=task.exception())
         if not self._pending():

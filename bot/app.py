@@ -168,6 +168,7 @@ def create_app(deps: Deps, *, workers: bool = True) -> FastAPI:
             ids=deps.ids,
             foreground=foreground,
             after_decision=worker.kick,
+            metrics=deps.metrics,
         )
         services = SlackServices(
             db=deps.db,

@@ -27,6 +27,7 @@ from bot.clock import Clock, IdGenerator, random_id
 from bot.decisions import DecisionService, Outcome
 from bot.errors import BadInput, CountersignError, DatabaseUnavailable
 from bot.foreground import Foreground
+from bot.metrics import Metrics
 from storage import clicks
 from storage.clicks import Click, ClickTaken
 from storage.db import Database
@@ -65,6 +66,7 @@ class ClickDesk:
         patience: float = 0.5,
         concurrency: int = 16,
         retry_after: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
         """`patience`: the longest a decision waits for other clicks to be answered first."""
         self.db = db
@@ -76,6 +78,8 @@ class ClickDesk:
         self.after_decision = after_decision
         self.patience = patience
         self.retry_after = retry_after
+        self.metrics = metrics or Metrics()
+        self.metrics.clicks_undecided.set_function(self._pending)
         self._slots = asyncio.Semaphore(concurrency)
         self._store: GroupCommitter[Click, None] = GroupCommitter(db, clicks.record)
         self._queue: deque[_Waiting] = deque()
@@ -168,8 +172,8 @@ class ClickDesk:
                     await self._sleep(_RECHECK)
                     continue
             await self._slots.acquire()
-            click = self._queue.popleft().click
-            task = asyncio.create_task(self._decide(click), name=f"click:{click.id}")
+            waiting = self._queue.popleft()
+            task = asyncio.create_task(self._decide(waiting), name=f"click:{waiting.click.id}")
             self._running.add(task)
             task.add_done_callback(self._done)
         if self._running:
@@ -190,7 +194,8 @@ class ClickDesk:
         if not self._pending():
             self._settled.set()
 
-    async def _decide(self, click: Click) -> None:
+    async def _decide(self, waiting: _Waiting) -> None:
+        click = waiting.click
         try:
             outcome: Outcome | Exception = await self.decisions.approve(
                 request_id=click.request_id,
@@ -217,4 +222,6 @@ class ClickDesk:
             return
         else:
             self.after_decision()
+        if waiting.since:
+            self.metrics.click_decision_latency.observe(time.monotonic() - waiting.since)
         await self.answer(click, outcome)

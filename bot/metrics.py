@@ -44,3 +44,14 @@ class Metrics:
         self.outbox_pending = Gauge(
             "countersign_outbox_pending", "Outbox items waiting", registry=r
         )
+        self.clicks_undecided = Gauge(
+            "countersign_clicks_undecided",
+            "Clicks answered to Slack and not yet decided, in this process",
+            registry=r,
+        )
+        self.click_decision_latency = Histogram(
+            "countersign_click_decision_seconds",
+            "Time from storing a click (and answering Slack) to its decision",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )

@@ -197,7 +197,9 @@ async def test_slack_gets_its_answer_once_the_click_is_stored(world):
             world.http, held = slack, world.http
             resp = await world.click(ANA, "approve", card)
             world.http = held
+            waiting = (await slack.get("/metrics")).text
         assert resp.status_code == 200
+        assert "countersign_clicks_undecided 1.0" in waiting
         assert await count(world.db, clicks) == 1
         (row,) = await rows(world.db, requests)
         assert row.status == RequestStatus.PENDING.value
@@ -209,3 +211,6 @@ async def test_slack_gets_its_answer_once_the_click_is_stored(world):
     assert row.status == RequestStatus.APPROVED.value and row.decided_by == ANA
     assert await count(world.db, clicks) == 0
     assert "Approved by <@U0ANA>" in str(world.card("C0REFUNDS")["blocks"])
+    metrics = (await world.http.get("/metrics")).text
+    assert "countersign_clicks_undecided 0.0" in metrics
+    assert "countersign_click_decision_seconds_count 1.0" in metrics

@@ -21,12 +21,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import NoReturn
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, update
 
 from bot.authz import (
-    INTENT_SET,
     WRITE_REQUEUED,
     Action,
     Authorizer,
@@ -37,16 +36,16 @@ from bot.authz import (
 )
 from bot.clock import Clock, IdGenerator, random_id
 from bot.decision_change import Change, Changed, write_key
+from bot.decision_reroute import needs_routed_copy, reroute
 from bot.directory import Directory
 from bot.domain import POLYGON_INTENTS, Captured, Intent, RequestStatus, WriteStatus
 from bot.errors import AlreadyDecided, CountersignError, DatabaseUnavailable, NotAuthorized
-from bot.policy import Escalation, Evaluation, Policy, evaluate
+from bot.policy import Escalation, Policy, evaluate
 from bot.redaction import redact_text
 from storage.clicks import Claim, ClickTaken
 from storage.db import Database, Tx
 from storage.outbox import requeue
-from storage.requests import card_copies
-from storage.tables import approvals, decisions, outbox, reminders, requests
+from storage.tables import approvals, requests
 from storage.transactions import Transactions
 
 __all__ = ["Action", "BadInput", "DecisionService", "Outcome", "StaleCard", "write_key"]
@@ -245,12 +244,12 @@ class DecisionService:
                 update={"intent": intent.value, "intent_confidence": Decimal(1)}
             )
             ev = evaluate(captured, policy=self.policy, sensitive=c.cur.sensitive, now=c.now)
-            new_version = await self._reroute(c, captured, ev)
+            new_version = await reroute(c, captured, ev, self.ids)
             auto = ev.status is RequestStatus.AUTO_APPROVED
             if auto:
                 await c.queue_write(ev.intent)
             await c.refresh(new_version)
-            routed = await _needs_routed_copy(c, ev.channel)
+            routed = await needs_routed_copy(c, ev.channel)
             if routed:
                 await c.post_card("routed")
             notice = f"Classified as {ev.intent.value}"
@@ -375,68 +374,6 @@ class DecisionService:
         claim.taken = True
         raise NotAuthorized(reason)
 
-    async def _reroute(self, c: Change, captured: Captured, ev: Evaluation) -> int:
-        """Store a re-evaluation made by `c.user_id`: request row, reminders, history, alert."""
-        cur, now = c.cur, c.now
-        auto = ev.status is RequestStatus.AUTO_APPROVED
-        decided = {"decided_at": now, "decision_reason": ev.auto_approve_rule} if auto else {}
-        version = await c.set(
-            (RequestStatus.TRIAGE, RequestStatus.PENDING),
-            intent=ev.intent.value,
-            resolved_by=f"set by <@{c.user_id}>",
-            status=ev.status.value,
-            channel=ev.channel,
-            flags=[flag.value for flag in ev.flags],
-            alerts=list(ev.alerts),
-            captured=captured.model_dump(mode="json", exclude_defaults=True),
-            required_approvals=ev.required_approvals,
-            auto_approve_rule=ev.auto_approve_rule,
-            write_status=(WriteStatus.QUEUED if auto else WriteStatus.NONE).value,
-            **decided,
-        )
-        # Approvals were given to the request as classified before; they do not carry over.
-        await c.conn.execute(delete(approvals).where(approvals.c.request_id == cur.id))
-        # The old classification's reminders go; the new one brings its own.
-        await c.conn.execute(
-            update(reminders)
-            .where(reminders.c.request_id == cur.id, reminders.c.status == "pending")
-            .values(status="cancelled")
-        )
-        planned: list[dict[str, Any]] = [
-            {
-                "id": self.ids("rem"),
-                "request_id": cur.id,
-                "kind": reminder.kind.value,
-                "due_at": reminder.due_at,
-                "status": "pending",
-                "payload": {},
-                "created_at": now,
-            }
-            for reminder in ev.reminders
-        ]
-        if planned:
-            await c.conn.execute(insert(reminders), planned)
-        await c.record(
-            INTENT_SET,
-            "request.intent_set",
-            reason=f"{cur.intent.value} → {ev.intent.value}",
-            status=ev.status,
-            channel=ev.channel,
-            approvals_cleared=list(cur.approvals),
-            version=version,
-        )
-        if auto:
-            rule = ev.auto_approve_rule
-            await c.conn.execute(
-                insert(decisions).values(
-                    request_id=cur.id, action="auto_approved", reason=rule, at=now
-                )
-            )
-        if ev.alerts:
-            # Keyed per request, as at ingest: finance hears about a request once.
-            await c.queue("alert", f"alert:{cur.id}", reasons=list(ev.alerts))
-        return version
-
     def _escalation(self, intent: Intent) -> Escalation:
         # Typed as optional so a policy schema that makes the key optional is refused clearly.
         escalation: Escalation | None = self.policy.for_intent(intent).escalate_to
@@ -446,20 +383,6 @@ class DecisionService:
                 f"set intents.{intent.value}.escalate_to in the policy."
             )
         return escalation
-
-
-async def _needs_routed_copy(c: Change, channel: str) -> bool:
-    """True when no copy of the card is in `channel`, or on its way there."""
-    posted = {where for _, where, _ in await card_copies(c.conn, c.cur.id)}
-    if posted:
-        return channel not in posted
-    first_post = await c.conn.execute(
-        select(outbox.c.id).where(
-            outbox.c.idempotency_key == f"post_card:{c.cur.id}", outbox.c.status == "pending"
-        )
-    )
-    # A first post still waiting renders the request as it is then: in its new channel.
-    return first_post.first() is None and channel != c.cur.channel
 
 
 def _reason(text: str, verb: str) -> str:

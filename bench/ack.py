@@ -6,6 +6,7 @@ Slack emulator. A bare FastAPI endpoint that verifies the Slack signature and pa
 is measured in the same run, so the figures can be read as a ratio on a noisy machine.
 
     .venv/bin/python bench/ack.py                     # SQLite
+    .venv/bin/python bench/ack.py --mode paced --rate 20 --clicks 400 --concurrency 10
     .venv/bin/python bench/ack.py --database postgresql://postgres@127.0.0.1:5432/test
 
 Traffic goes to 127.0.0.1 only.
@@ -235,6 +236,7 @@ async def clicks(
     mode: str,
     work: Path,
     *,
+    rate: float = 20.0,
     slack: SlackEmulator | None = None,
     pid: int | None = None,
     idle: Callable[[], Awaitable[bool]] | None = None,
@@ -259,6 +261,8 @@ async def clicks(
             str(conc),
             "--mode",
             mode,
+            "--rate",
+            str(rate),
         ],
         capture_output=True,
         text=True,
@@ -336,7 +340,7 @@ async def run(args: argparse.Namespace) -> None:
                     (CardRef(request_id=f"req_{i}", version=1), f"{i}.0")
                     for i in range(args.clicks)
                 ]
-                r = await clicks(port, fake, conc, args.mode, work, pid=bare.pid)
+                r = await clicks(port, fake, conc, args.mode, work, rate=args.rate, pid=bare.pid)
                 rows_out.append({"target": "bare", "conc": conc, **r})
                 print(json.dumps(rows_out[-1]), flush=True)
         finally:
@@ -383,7 +387,15 @@ async def run(args: argparse.Namespace) -> None:
                 base = f"http://127.0.0.1:{port}"
                 targets = await seed(base, db, slack_api, args.clicks, f"c{conc}")
                 r = await clicks(
-                    port, targets, conc, args.mode, work, slack=emulator, pid=proc.pid, idle=idle
+                    port,
+                    targets,
+                    conc,
+                    args.mode,
+                    work,
+                    rate=args.rate,
+                    slack=emulator,
+                    pid=proc.pid,
+                    idle=idle,
                 )
                 rows_out.append({"target": "countersign", "conc": conc, **r})
                 print(json.dumps(rows_out[-1]), flush=True)
@@ -416,10 +428,12 @@ def main() -> None:
     parser.add_argument("--database", default=None, help="postgresql://… (default: SQLite)")
     parser.add_argument(
         "--mode",
-        choices=["closed", "burst"],
+        choices=["closed", "burst", "paced"],
         default="closed",
-        help="closed: each connection clicks again once answered; burst: waves of N at once",
+        help="closed: each connection clicks again once answered; burst: waves of N at once;\n"
+        "paced: --rate clicks a second over N connections (the card-update delay at a steady load)",
     )
+    parser.add_argument("--rate", type=float, default=20.0, help="clicks a second (paced)")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -9,6 +9,7 @@ connections to 127.0.0.1, and records each one's start time, latency and status.
 Each input line is `{"path": ..., "headers": {...}, "body": "..."}` (a POST). Modes:
   closed  every connection sends its next request as soon as the last one is answered
   burst   `conc` requests leave at once; the next wave waits until all are answered
+  paced   requests leave at `--rate` a second, on whichever of the `conc` connections is free
 
 It runs in its own process so the benchmark's other work (the Slack emulator) cannot delay
 its clock readings.
@@ -64,7 +65,7 @@ class Connection:
 
 
 async def drive(
-    raws: list[bytes], *, port: int, conc: int, mode: str
+    raws: list[bytes], *, port: int, conc: int, mode: str, rate: float = 0.0
 ) -> list[tuple[float, float, int]]:
     """(start epoch seconds, latency ms, status) for each request, in input order."""
     results: list[tuple[float, float, int]] = [(0.0, 0.0, 0)] * len(raws)
@@ -85,6 +86,21 @@ async def drive(
                 await one(conn, index)
 
         await asyncio.gather(*(loop(conn) for conn in conns))
+    elif mode == "paced":
+        free: asyncio.Queue[Connection] = asyncio.Queue()
+        for conn in conns:
+            free.put_nowait(conn)
+        start = time.perf_counter()
+
+        async def paced(conn: Connection, index: int) -> None:
+            await one(conn, index)
+            free.put_nowait(conn)
+
+        sent = []
+        for index in range(len(raws)):
+            await asyncio.sleep(max(0.0, start + index / rate - time.perf_counter()))
+            sent.append(asyncio.create_task(paced(await free.get(), index)))
+        await asyncio.gather(*sent)
     else:
         for wave in range(0, len(raws), conc):
             indexes = range(wave, min(wave + conc, len(raws)))
@@ -100,12 +116,15 @@ def main() -> None:
     parser.add_argument("requests", help="JSON lines, one request each")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--conc", type=int, default=1)
-    parser.add_argument("--mode", choices=["closed", "burst"], default="closed")
+    parser.add_argument("--mode", choices=["closed", "burst", "paced"], default="closed")
+    parser.add_argument("--rate", type=float, default=20.0, help="requests a second (paced)")
     args = parser.parse_args()
     with open(args.requests) as f:
         raws = [_encode(json.loads(line), args.port) for line in f if line.strip()]
     started = time.perf_counter()
-    results = asyncio.run(drive(raws, port=args.port, conc=args.conc, mode=args.mode))
+    results = asyncio.run(
+        drive(raws, port=args.port, conc=args.conc, mode=args.mode, rate=args.rate)
+    )
     json.dump(
         {"seconds": time.perf_counter() - started, "results": results},
         sys.stdout,

@@ -6,8 +6,10 @@ decision (a read, the authorization and the compare-and-set transaction, `bot.de
 follows in this process, and its result reaches the clicker the same way a decision's always
 has: the card is rebuilt, and anything said to the clicker alone goes out as an ephemeral.
 
-Nothing answered is lost: the stored click is deleted by the transaction that decides it, and
-clicks a stopped process left undecided are decided when the next one starts. While other
+Nothing answered is lost: the stored click is deleted by the transaction that decides it.
+Clicks a stopped process left undecided are decided when the next one starts, and, where
+several processes share a PostgreSQL database, by any of them once the clicks are `orphaned`
+seconds old. While other
 clicks are waiting for their answer, decisions make way for them: none for up to `patience`
 seconds, then one at a time, as the outbox does (bot/foreground.py). A burst of clicks is
 answered first and decided straight after.
@@ -22,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.clock import Clock, IdGenerator, random_id
 from bot.decisions import DecisionService, Outcome
@@ -66,9 +69,14 @@ class ClickDesk:
         patience: float = 0.5,
         concurrency: int = 16,
         retry_after: float = 1.0,
+        orphaned: float = 60.0,
         metrics: Metrics | None = None,
     ) -> None:
-        """`patience`: the longest a decision waits for other clicks to be answered first."""
+        """`patience`: the longest a decision waits for other clicks to be answered first.
+
+        `orphaned`: how old another process's stored click must be before this one decides it
+        (and how often it looks).
+        """
         self.db = db
         self.decisions = decisions
         self.answer = answer
@@ -78,16 +86,20 @@ class ClickDesk:
         self.after_decision = after_decision
         self.patience = patience
         self.retry_after = retry_after
+        self.orphaned = orphaned
         self.metrics = metrics or Metrics()
         self.metrics.clicks_undecided.set_function(self._pending)
         self._slots = asyncio.Semaphore(concurrency)
         self._store: GroupCommitter[Click, None] = GroupCommitter(db, clicks.record)
         self._queue: deque[_Waiting] = deque()
         self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[bool]] = set()
         self._settled = asyncio.Event()
         self._settled.set()
+        self._known: set[str] = set()  # ids queued or being decided here
+        self._deciding: dict[asyncio.Task[bool], str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
 
     async def receive(
@@ -112,21 +124,42 @@ class ClickDesk:
             received_at=self.clock(),
         )
         await self._store.submit(click)
-        self._queue.append(_Waiting(click, time.monotonic()))
-        self._settled.clear()
-        self._wake.set()
+        self._queue_click(_Waiting(click, time.monotonic()))
 
     async def start(self) -> None:
         """Start storing clicks, and decide those a previous process left undecided."""
         await self._store.start()
-        started = self.clock()
-        left = await self.db.run_read(lambda conn: clicks.waiting(conn, before=started))
-        if left:
-            log.info("deciding %d click(s) received before the last stop", len(left))
-        self._queue.extendleft(_Waiting(click, 0.0) for click in reversed(left))
-        if self._queue:
-            self._settled.clear()
+        found = await self._adopt(before=self.clock())
+        if found:
+            log.info("deciding %d click(s) received before the last stop", found)
         self._task = asyncio.create_task(self._run(), name="click-desk")
+        self._sweeper = asyncio.create_task(self._sweep(), name="click-desk-sweep")
+
+    def _queue_click(self, waiting: _Waiting) -> None:
+        self._known.add(waiting.click.id)
+        self._queue.append(waiting)
+        self._settled.clear()
+        self._wake.set()
+
+    async def _adopt(self, *, before: datetime) -> int:
+        """Queue stored clicks received before `before` that this process does not hold."""
+        stored = await self.db.run_read(lambda conn: clicks.waiting(conn, before=before))
+        left = [click for click in stored if click.id not in self._known]
+        for click in left:
+            self._queue_click(_Waiting(click, 0.0))
+        return len(left)
+
+    async def _sweep(self) -> None:
+        # Another process may have stopped for good with clicks stored (several `serve`
+        # processes on one PostgreSQL database); their clicks must not wait for its restart.
+        while True:
+            await asyncio.sleep(self.orphaned)
+            try:
+                found = await self._adopt(before=self.clock() - timedelta(seconds=self.orphaned))
+            except DatabaseUnavailable:
+                continue
+            if found:
+                log.warning("deciding %d click(s) another process left undecided", found)
 
     async def stop(self, grace: float = 10.0) -> None:
         """Decide what is queued (for up to `grace` seconds), then stop.
@@ -135,6 +168,10 @@ class ClickDesk:
         """
         self._stopping = True
         self._wake.set()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), grace)
@@ -174,6 +211,7 @@ class ClickDesk:
             await self._slots.acquire()
             waiting = self._queue.popleft()
             task = asyncio.create_task(self._decide(waiting), name=f"click:{waiting.click.id}")
+            self._deciding[task] = waiting.click.id
             self._running.add(task)
             task.add_done_callback(self._done)
         if self._running:
@@ -185,8 +223,12 @@ class ClickDesk:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), at_most)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[bool]) -> None:
         self._running.discard(task)
+        click_id = self._deciding.pop(task)
+        queued_again = not task.cancelled() and task.exception() is None and task.result()
+        if not queued_again:
+            self._known.discard(click_id)
         self._slots.release()
         self._wake.set()
         if not task.cancelled() and task.exception() is not None:
@@ -194,7 +236,8 @@ class ClickDesk:
         if not self._pending():
             self._settled.set()
 
-    async def _decide(self, waiting: _Waiting) -> None:
+    async def _decide(self, waiting: _Waiting) -> bool:
+        """Decide and answer one click; True when it was queued again for later."""
         click = waiting.click
         try:
             outcome: Outcome | Exception = await self.decisions.approve(
@@ -204,14 +247,13 @@ class ClickDesk:
                 click=click.id,
             )
         except ClickTaken:
-            return  # decided by another process (both found it at start-up)
+            return False  # decided by another process
         except DatabaseUnavailable:
             # Still stored: try again shortly rather than tell the clicker it failed.
             log.warning("database unavailable; click %s will be decided later", click.id)
             await asyncio.sleep(self.retry_after)
-            self._queue.append(_Waiting(click, 0.0))
-            self._wake.set()
-            return
+            self._queue_click(_Waiting(click, 0.0))
+            return True
         except CountersignError as exc:
             outcome = exc  # refused or too late; the refusal took the stored click
         except Exception as exc:
@@ -219,9 +261,10 @@ class ClickDesk:
             # tried again at every start.
             await self.answer(click, exc)
             await self.db.run_transaction(lambda tx: clicks.forget(tx.conn, click.id))
-            return
+            return False
         else:
             self.after_decision()
         if waiting.since:
             self.metrics.click_decision_latency.observe(time.monotonic() - waiting.since)
         await self.answer(click, outcome)
+        return False

@@ -17,6 +17,7 @@ from bot.clicks import APPROVE, ClickDesk
 from bot.decisions import DecisionService, Outcome
 from bot.directory import StaticDirectory
 from bot.domain import RequestStatus
+from bot.emulator.server import wait_until
 from bot.errors import AlreadyDecided, DatabaseUnavailable, NotAuthorized
 from bot.foreground import Foreground
 from storage import clicks as stored_clicks
@@ -214,3 +215,57 @@ async def test_slack_gets_its_answer_once_the_click_is_stored(world):
     metrics = (await world.http.get("/metrics")).text
     assert "countersign_clicks_undecided 0.0" in metrics
     assert "countersign_click_decision_seconds_count 1.0" in metrics
+
+
+class HangingDirectory:
+    """A user-group lookup that never answers (Slack unreachable and no timeout yet)."""
+
+    async def usergroup_members(self, usergroup_id: str) -> frozenset[str]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_stop_does_not_wait_forever_and_the_next_start_decides_the_click(
+    db, policy, clock, ids
+):
+    request_id = await make_request(db)
+    answers = Answers()
+    stuck = DecisionService(db=db, policy=policy, directory=HangingDirectory(), clock=clock)
+    desk = ClickDesk(db=db, decisions=stuck, answer=answers, clock=clock, ids=ids)
+    await desk.start()
+    await desk.receive(
+        action=APPROVE, request_id=request_id, user_id=ANA, version=1, channel_id="C0REFUNDS"
+    )
+    await asyncio.wait_for(desk.stop(grace=0.2), 5)
+    assert await count(db, clicks) == 1  # kept for the next process
+    assert answers.told == []
+    clock.advance(timedelta(seconds=1))
+    after = desk_for(db, policy, clock, ids, answers)
+    await after.start()
+    await after.settle()
+    await after.stop()
+    (row,) = await rows(db, requests, id=request_id)
+    assert row.status == "approved" and row.decided_by == ANA
+    assert await count(db, clicks) == 0
+    assert [(user, type(told)) for user, told in answers.told] == [(ANA, Outcome)]
+
+
+async def test_a_click_another_process_left_behind_is_decided_without_a_restart(
+    db, policy, clock, ids
+):
+    answers = Answers()
+    desk = desk_for(db, policy, clock, ids, answers, orphaned=0.05)
+    await desk.start()
+    # Stored by a process that stopped for good after answering Slack, while this one runs.
+    request_id = await make_request(db)
+    await store_click(db, "clk_orphan", request_id, ANA, clock() - timedelta(minutes=2))
+    fresh_id = await make_request(db)
+    await store_click(db, "clk_fresh", fresh_id, ANA, clock())  # its process is still on it
+    await wait_until(lambda: answers.told, what="the left-behind click's answer")
+    await desk.settle()
+    await desk.stop()
+    (row,) = await rows(db, requests, id=request_id)
+    assert row.status == "approved"
+    (fresh,) = await rows(db, requests, id=fresh_id)
+    assert fresh.status == "pending"
+    assert [click.id for click in await rows(db, clicks)] == ["clk_fresh"]

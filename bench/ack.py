@@ -35,6 +35,7 @@ from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from bot.emulator import SlackEmulator, serve_app
 from bot.settings import async_database_url
@@ -184,24 +185,34 @@ async def seed(
             )
             seeded.append((CardRef(request_id=r.id, version=r.version), resp.json()["ts"]))
     now = datetime.now(UTC)
-    async with db.transaction() as tx:
-        for ref, ts in seeded:
-            # The service's own worker may have posted some cards already; keep those.
-            await insert_ignore(
-                tx.conn,
-                card_messages,
-                {
-                    "request_id": ref.request_id,
-                    "role": "primary",
-                    "channel": "C0REFUNDS",
-                    "ts": ts,
-                    "posted_at": now,
-                },
-                key=("request_id", "role"),
-            )
-        await tx.conn.execute(
-            update(outbox).where(outbox.c.kind.in_(["post_card", "alert"])).values(status="done")
-        )
+    for attempt in range(5):
+        try:
+            async with db.transaction() as tx:
+                for ref, ts in seeded:
+                    # The service's own worker may have posted some cards already; keep those.
+                    await insert_ignore(
+                        tx.conn,
+                        card_messages,
+                        {
+                            "request_id": ref.request_id,
+                            "role": "primary",
+                            "channel": "C0REFUNDS",
+                            "ts": ts,
+                            "posted_at": now,
+                        },
+                        key=("request_id", "role"),
+                    )
+                await tx.conn.execute(
+                    update(outbox)
+                    .where(outbox.c.kind.in_(["post_card", "alert"]))
+                    .values(status="done")
+                )
+            break
+        except DBAPIError as exc:
+            # PostgreSQL: the service's worker, finishing a post, can lock the same rows in the
+            # other order; it wins, and this seeding starts again.
+            if "deadlock" not in str(exc) or attempt == 4:
+                raise
     ids = [ref.request_id for ref, _ in seeded]
     async with db.read() as conn:
         posted = (

@@ -48,6 +48,19 @@ def desk_for(db: Any, policy: Any, clock: Any, ids: Any, answers: Answers, **kw:
     return ClickDesk(db=db, decisions=decisions, answer=answers, clock=clock, ids=ids, **kw)
 
 
+async def click_once(desk: ClickDesk, request_id: str, user: str) -> Answers:
+    """One Approve click through a desk started and stopped around it; what the clicker heard."""
+    await desk.start()
+    await desk.receive(
+        action=APPROVE, request_id=request_id, user_id=user, version=1, channel_id="C0REFUNDS"
+    )
+    await desk.settle()
+    await desk.stop()
+    answers = desk.answer
+    assert isinstance(answers, Answers)
+    return answers
+
+
 async def store_click(db: Any, click_id: str, request_id: str, user: str, at: Any) -> None:
     click = Click(
         id=click_id,
@@ -96,14 +109,7 @@ async def test_two_processes_finding_the_same_click_decide_it_once(db, policy, c
 
 async def test_a_refused_click_is_answered_and_audited_once(db, policy, clock, ids):
     request_id = await make_request(db)
-    answers = Answers()
-    desk = desk_for(db, policy, clock, ids, answers)
-    await desk.start()
-    await desk.receive(
-        action=APPROVE, request_id=request_id, user_id=EVE, version=1, channel_id="C0REFUNDS"
-    )
-    await desk.settle()
-    await desk.stop()
+    answers = await click_once(desk_for(db, policy, clock, ids, Answers()), request_id, EVE)
     ((user, told),) = answers.told
     assert user == EVE and isinstance(told, NotAuthorized)
     assert await count(db, audit_log, action="request.refused") == 1
@@ -114,14 +120,7 @@ async def test_a_refused_click_is_answered_and_audited_once(db, policy, clock, i
 
 async def test_a_click_on_a_decided_request_names_who_decided(db, policy, clock, ids):
     request_id = await make_request(db, status="approved", decided_by=BEN)
-    answers = Answers()
-    desk = desk_for(db, policy, clock, ids, answers)
-    await desk.start()
-    await desk.receive(
-        action=APPROVE, request_id=request_id, user_id=ANA, version=1, channel_id="C0REFUNDS"
-    )
-    await desk.settle()
-    await desk.stop()
+    answers = await click_once(desk_for(db, policy, clock, ids, Answers()), request_id, ANA)
     ((_, told),) = answers.told
     assert isinstance(told, AlreadyDecided) and BEN in told.user_message
     assert await count(db, clicks) == 0

@@ -8,13 +8,14 @@ overwrite the newer owner's result.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, any_, func, or_, select, update
+from sqlalchemy import Update, and_, any_, bindparam, func, or_, select, update
 
 from storage.db import Database, Tx
 from storage.tables import outbox
@@ -36,15 +37,53 @@ class OutboxTask:
     owner: str
 
 
-def _due(now: datetime, kinds: Collection[str] | None) -> Any:
+def _due(kinds: tuple[str, ...] | None) -> Any:
+    now = bindparam("due_now", type_=outbox.c.next_attempt_at.type)
     cond = and_(
         outbox.c.status == "pending",
         outbox.c.next_attempt_at <= now,
         or_(outbox.c.lease_expires_at.is_(None), outbox.c.lease_expires_at < now),
     )
     if kinds is not None:
-        cond = and_(cond, outbox.c.kind.in_(list(kinds)))
+        cond = and_(cond, outbox.c.kind.in_(kinds))
     return cond
+
+
+@functools.cache
+def _claim(postgresql: bool, kinds: tuple[str, ...] | None, limit: int) -> Update:
+    # Built once per shape: the worker claims constantly, and building the statement each time
+    # cost more than running it.
+    pick = (
+        select(outbox.c.id)
+        .where(_due(kinds))
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+    )
+    if postgresql:
+        # `id = ANY(ARRAY(subquery))` runs the locking subquery once; PostgreSQL may plan
+        # `id IN (subquery)` as a loop that re-runs it per row and so ignores the LIMIT.
+        chosen = outbox.c.id == any_(
+            func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
+        )
+    else:
+        chosen = outbox.c.id.in_(pick.scalar_subquery())
+    return (
+        update(outbox)
+        .where(chosen, _due(kinds))
+        .values(
+            lease_owner=bindparam("claim_owner", type_=outbox.c.lease_owner.type),
+            lease_expires_at=bindparam("claim_until", type_=outbox.c.lease_expires_at.type),
+            attempts=outbox.c.attempts + 1,
+            updated_at=bindparam("claim_now", type_=outbox.c.updated_at.type),
+        )
+        .returning(
+            outbox.c.id,
+            outbox.c.kind,
+            outbox.c.payload,
+            outbox.c.idempotency_key,
+            outbox.c.attempts,
+        )
+    )
 
 
 async def claim(
@@ -57,39 +96,10 @@ async def claim(
     kinds: Collection[str] | None = None,
 ) -> list[OutboxTask]:
     """Lease up to `limit` due rows to `owner`; each claim counts as an attempt."""
-    pick = (
-        select(outbox.c.id)
-        .where(_due(now, kinds))
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-    )
-    if db.dialect == "postgresql":
-        # `id = ANY(ARRAY(subquery))` runs the locking subquery once; PostgreSQL may plan
-        # `id IN (subquery)` as a loop that re-runs it per row and so ignores the LIMIT.
-        chosen = outbox.c.id == any_(
-            func.array(pick.with_for_update(skip_locked=True).scalar_subquery())
-        )
-    else:
-        chosen = outbox.c.id.in_(pick.scalar_subquery())
-    stmt = (
-        update(outbox)
-        .where(chosen, _due(now, kinds))
-        .values(
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            attempts=outbox.c.attempts + 1,
-            updated_at=now,
-        )
-        .returning(
-            outbox.c.id,
-            outbox.c.kind,
-            outbox.c.payload,
-            outbox.c.idempotency_key,
-            outbox.c.attempts,
-        )
-    )
+    stmt = _claim(db.dialect == "postgresql", tuple(kinds) if kinds is not None else None, limit)
+    params = {"due_now": now, "claim_owner": owner, "claim_until": now + lease, "claim_now": now}
     async with db.transaction() as tx:
-        rows = (await tx.conn.execute(stmt)).all()
+        rows = (await tx.conn.execute(stmt, params)).all()
     return sorted(
         (
             OutboxTask(r.id, r.kind, dict(r.payload or {}), r.idempotency_key, r.attempts, owner)
@@ -121,12 +131,25 @@ async def finishing(db: Database, task: OutboxTask, *, now: datetime) -> AsyncIt
 async def mark_done(tx: Tx, task: OutboxTask, *, now: datetime) -> None:
     """Mark `task` done in `tx`; raises LeaseLost when another worker owns the row now."""
     result = await tx.conn.execute(
-        update(outbox)
-        .where(_fence(task))
-        .values(status="done", done_at=now, updated_at=now, lease_expires_at=None)
+        _mark_done(), {"fence_id": task.id, "fence_owner": task.owner, "done_now": now}
     )
     if result.rowcount != 1:
         raise LeaseLost(task.idempotency_key)
+
+
+@functools.cache
+def _mark_done() -> Update:
+    # Built once: every finished row runs it.
+    now = bindparam("done_now", type_=outbox.c.done_at.type)
+    return (
+        update(outbox)
+        .where(
+            outbox.c.id == bindparam("fence_id", type_=outbox.c.id.type),
+            outbox.c.lease_owner == bindparam("fence_owner", type_=outbox.c.lease_owner.type),
+            outbox.c.status == "pending",
+        )
+        .values(status="done", done_at=now, updated_at=now, lease_expires_at=None)
+    )
 
 
 @asynccontextmanager

@@ -20,13 +20,14 @@ request budget is spent (`Deferred`) is started again later without counting as 
 
 from __future__ import annotations
 
+import functools
 import logging
 from functools import partial
 from typing import Any
 
 import httpx
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy import update
+from sqlalchemy import Update, bindparam, update
 
 from bot.cards.writes import write_failed_message
 from bot.clock import Clock
@@ -352,19 +353,38 @@ async def _set_write(
 ) -> int:
     """Record the write state on the request (a new version, so cards refresh); returns it."""
     result = await tx.conn.execute(
+        _write_state(),
+        {
+            "ws_id": request_id,
+            "ws_status": status.value,
+            "ws_attempts": attempts,
+            "ws_receipt": receipt,
+            "ws_error": error,
+            "ws_now": now,
+        },
+    )
+    return int(result.scalar_one())
+
+
+@functools.cache
+def _write_state() -> Update:
+    # Built once: every write attempt records its state.
+    def bound(name: str) -> Any:
+        return bindparam(f"ws_{name}", type_=requests.c[f"write_{name}"].type)
+
+    return (
         update(requests)
-        .where(requests.c.id == request_id)
+        .where(requests.c.id == bindparam("ws_id", type_=requests.c.id.type))
         .values(
-            write_status=status.value,
-            write_attempts=attempts,
-            write_receipt=receipt,
-            write_error=error,
+            write_status=bound("status"),
+            write_attempts=bound("attempts"),
+            write_receipt=bound("receipt"),
+            write_error=bound("error"),
             version=requests.c.version + 1,
-            updated_at=now,
+            updated_at=bindparam("ws_now", type_=requests.c.updated_at.type),
         )
         .returning(requests.c.version)
     )
-    return int(result.scalar_one())
 
 
 async def _refresh(tx: Tx, request_id: str, version: int, status: WriteStatus, now: Any) -> None:

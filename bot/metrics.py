@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from bot.errors import DatabaseUnavailable
+from storage.db import Database
+from storage.outbox import pending_count
+
+log = logging.getLogger("countersign.metrics")
 
 
 class Metrics:
@@ -55,3 +63,11 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
+
+
+async def refresh_outbox_gauge(metrics: Metrics, db: Database) -> None:
+    """Read how many outbox rows wait; a database that does not answer leaves the last value."""
+    try:
+        metrics.outbox_pending.set(await pending_count(db))
+    except DatabaseUnavailable:
+        log.warning("metrics: the database did not answer; outbox_pending is not current")

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.metrics import Metrics
+from bot.metrics import Metrics, refresh_outbox_gauge
 from storage.db import Database
 
 
@@ -21,4 +21,5 @@ def register(app: FastAPI, *, db: Database, metrics: Metrics) -> None:
 
     @app.get("/metrics")
     async def prometheus() -> Response:
+        await refresh_outbox_gauge(metrics, db)
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

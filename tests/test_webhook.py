@@ -324,6 +324,7 @@ async def test_database_down_is_503_so_dialnexa_retries(tmp_path):
             resp = await post(c, REFUND_CALL)
             assert resp.status_code == 503
             assert (await c.get("/healthz")).status_code == 503
+            assert (await c.get("/metrics")).status_code == 200  # still served, gauge not current
     await dead.dispose()
 
 
@@ -337,3 +338,6 @@ async def test_healthz_and_metrics(client, db):
     assert 'countersign_webhooks_total{outcome="duplicate"} 1.0' in text
     assert 'countersign_webhooks_rejected_total{reason="not_json"} 1.0' in text
     assert "countersign_ingest_latency_seconds_bucket" in text
+    waiting = await count(db, outbox, status="pending")
+    assert waiting >= 1  # the accepted call's card, at least
+    assert f"countersign_outbox_pending {float(waiting)}" in text

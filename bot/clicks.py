@@ -157,6 +157,10 @@ class ClickDesk:
             try:
                 found = await self._adopt(before=self.clock() - timedelta(seconds=self.orphaned))
             except DatabaseUnavailable:
+                log.warning("database unavailable; looking for left-behind clicks again later")
+                continue
+            except Exception:
+                log.exception("looking for left-behind clicks failed; trying again later")
                 continue
             if found:
                 log.warning("deciding %d click(s) another process left undecided", found)

@@ -303,48 +303,37 @@ class DecisionService:
     ) -> Outcome:
         claim = Claim(click)
         try:
-            return await self._attempts(request_id, user_id, action, version, step, claim)
+            for _ in range(_ATTEMPTS):
+                seen = await self._read(request_id)
+                ensure_open(seen, action)
+                await self._authorize(seen, user_id, action, claim)
+                if version is not None and version != seen.version:
+
+                    async def refresh(tx: Tx, seen: RequestState = seen) -> None:
+                        await claim.take(tx)
+                        await Change(tx, seen, self.clock(), user_id).refresh(seen.version)
+
+                    await self.transactions.run(refresh)
+                    claim.taken = True
+                    raise StaleCard()
+
+                async def body(tx: Tx, seen: RequestState = seen) -> Outcome:
+                    await claim.take(tx)
+                    return await step(Change(tx, seen, self.clock(), user_id))
+
+                try:
+                    return await self.transactions.run(body)
+                except NotAuthorized as refusal:  # a rule only the step can check
+                    await self._refuse(request_id, user_id, action, refusal.user_message, claim)
+                except Changed:
+                    continue  # changed after the click was authorized: read and authorize again
+            raise StaleCard()  # changing faster than the clicks land; the card shows the latest
         except (ClickTaken, DatabaseUnavailable):
             raise
         except CountersignError:
             if claim.open:  # answered without a transaction: the stored click goes now
                 await self.transactions.run(claim.take)
             raise
-
-    async def _attempts(
-        self,
-        request_id: str,
-        user_id: str,
-        action: Action,
-        version: int | None,
-        step: Step,
-        claim: Claim,
-    ) -> Outcome:
-        for _ in range(_ATTEMPTS):
-            seen = await self._read(request_id)
-            ensure_open(seen, action)
-            await self._authorize(seen, user_id, action, claim)
-            if version is not None and version != seen.version:
-
-                async def refresh(tx: Tx, seen: RequestState = seen) -> None:
-                    await claim.take(tx)
-                    await Change(tx, seen, self.clock(), user_id).refresh(seen.version)
-
-                await self.transactions.run(refresh)
-                claim.taken = True
-                raise StaleCard()
-
-            async def body(tx: Tx, seen: RequestState = seen) -> Outcome:
-                await claim.take(tx)
-                return await step(Change(tx, seen, self.clock(), user_id))
-
-            try:
-                return await self.transactions.run(body)
-            except NotAuthorized as refusal:  # a rule only the step can check
-                await self._refuse(request_id, user_id, action, refusal.user_message, claim)
-            except Changed:
-                continue  # changed after the click was authorized: read and authorize again
-        raise StaleCard()  # changing faster than the clicks land; the card shows the latest
 
     async def _read(self, request_id: str) -> RequestState:
         return await self.db.run_read(lambda conn: load_state(conn, request_id))

@@ -83,13 +83,19 @@ def click_answer(client: AsyncWebClient, background: Background) -> Answer:
     """How a decided click is answered: its notice or its error, privately to the clicker."""
 
     async def answer(click: Click, outcome: Outcome | Exception) -> None:
-        replier = Replier(client, click.user_id, click.channel_id, background)
-        if isinstance(outcome, Exception):
-            await replier.say(user_message(outcome))
-        elif outcome.notice:
-            await replier.say(outcome.notice)
+        text = told(outcome)
+        if text:
+            await Replier(client, click.user_id, click.channel_id, background).say(text)
 
     return answer
+
+
+def told(result: Any) -> str | None:
+    """What a clicker is told privately about their click: its error, or its notice if any."""
+    if isinstance(result, Exception):
+        return user_message(result)
+    notice = getattr(result, "notice", None)
+    return str(notice) if notice else None
 
 
 async def answering(replier: Replier, work: Callable[[], Awaitable[Any]]) -> None:
@@ -112,11 +118,9 @@ async def decide_then_ack(
     try:
         outcome = await decide()
     except Exception as exc:
-        await ack()
-        replier.say_later(user_message(exc))
-        return None
+        outcome = exc
     await ack()
-    notice = getattr(outcome, "notice", None)
-    if notice:
-        replier.say_later(notice)
-    return outcome
+    text = told(outcome)
+    if text:
+        replier.say_later(text)
+    return None if isinstance(outcome, Exception) else outcome

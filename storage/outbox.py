@@ -117,17 +117,6 @@ def _fence(task: OutboxTask) -> Any:
     )
 
 
-@asynccontextmanager
-async def finishing(db: Database, task: OutboxTask, *, now: datetime) -> AsyncIterator[Tx]:
-    """Mark `task` done and yield the transaction, so domain changes commit with it.
-
-    Raises LeaseLost (and commits nothing) when another worker owns the row now.
-    """
-    async with db.transaction() as tx:
-        await mark_done(tx, task, now=now)
-        yield tx
-
-
 async def mark_done(tx: Tx, task: OutboxTask, *, now: datetime) -> None:
     """Mark `task` done in `tx`; raises LeaseLost when another worker owns the row now."""
     result = await tx.conn.execute(

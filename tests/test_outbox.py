@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from bot.metrics import Metrics
 from bot.outbox import Backoff, OutboxWorker, Permanent, Retry, Route
-from storage.outbox import LeaseLost, OutboxTask, claim, finishing
+from storage.outbox import LeaseLost, OutboxTask, claim, mark_done
 from storage.queries import enqueue
 from storage.tables import outbox
 from tests.support.db import rows
@@ -126,12 +126,13 @@ async def test_an_expired_lease_is_claimed_again_and_the_old_owner_is_fenced_out
     (second,) = await claim(db, owner="b", now=clock(), lease=lease, limit=10)
     assert second.attempts == 2
     try:
-        async with finishing(db, first, now=clock()):
+        async with db.transaction() as tx:
+            await mark_done(tx, first, now=clock())
             raise AssertionError("the stale owner must not finish")
     except LeaseLost:
         pass
-    async with finishing(db, second, now=clock()):
-        pass
+    async with db.transaction() as tx:
+        await mark_done(tx, second, now=clock())
     assert (await rows(db, outbox))[0].status == "done"
 
 

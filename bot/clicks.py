@@ -93,11 +93,10 @@ class ClickDesk:
         self._store: GroupCommitter[Click, None] = GroupCommitter(db, clicks.record)
         self._queue: deque[_Waiting] = deque()
         self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[bool]] = set()
         self._settled = asyncio.Event()
         self._settled.set()
         self._known: set[str] = set()  # ids queued or being decided here
-        self._deciding: dict[asyncio.Task[bool], str] = {}
+        self._deciding: dict[asyncio.Task[bool], str] = {}  # task -> the click it decides
         self._task: asyncio.Task[None] | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping = False
@@ -182,9 +181,9 @@ class ClickDesk:
             except TimeoutError:
                 log.warning("stopping with %d click(s) undecided", self._pending())
                 self._task.cancel()
-                for task in list(self._running):
+                for task in list(self._deciding):
                     task.cancel()
-                await asyncio.gather(self._task, *self._running, return_exceptions=True)
+                await asyncio.gather(self._task, *self._deciding, return_exceptions=True)
             self._task = None
         await self._store.stop()
 
@@ -193,7 +192,7 @@ class ClickDesk:
         await self._settled.wait()
 
     def _pending(self) -> int:
-        return len(self._queue) + len(self._running)
+        return len(self._queue) + len(self._deciding)
 
     async def _run(self) -> None:
         while True:
@@ -209,17 +208,16 @@ class ClickDesk:
                 if waited < self.patience:
                     await self.foreground.quiet(self.patience - waited)
                     continue
-                if self._running:
+                if self._deciding:
                     await self._sleep(_RECHECK)
                     continue
             await self._slots.acquire()
             waiting = self._queue.popleft()
             task = asyncio.create_task(self._decide(waiting), name=f"click:{waiting.click.id}")
             self._deciding[task] = waiting.click.id
-            self._running.add(task)
             task.add_done_callback(self._done)
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        if self._deciding:
+            await asyncio.gather(*self._deciding, return_exceptions=True)
 
     async def _sleep(self, at_most: float | None = None) -> None:
         """Until a click arrives or a decision ends (or `at_most` seconds pass)."""
@@ -228,7 +226,6 @@ class ClickDesk:
             await asyncio.wait_for(self._wake.wait(), at_most)
 
     def _done(self, task: asyncio.Task[bool]) -> None:
-        self._running.discard(task)
         click_id = self._deciding.pop(task)
         queued_again = not task.cancelled() and task.exception() is None and task.result()
         if not queued_again:
